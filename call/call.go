@@ -1,0 +1,339 @@
+// Package call is the life of one call: its states, the flow it runs, the
+// legs it drives and the record it leaves. It knows nothing of SIP, RTP or
+// NATS; those are adapters behind the interfaces of legs.go.
+package call
+
+import (
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/callsign/callsign/config"
+	"github.com/rs/zerolog"
+)
+
+// ErrCallerGone is returned by Inbound.Answer when the caller left before
+// the answer could be sent.
+var ErrCallerGone = errors.New("caller hung up")
+
+// Router is what a call needs of queues and agents.
+type Router interface {
+	Queue(name string) (*config.Queue, bool)
+	// Order returns the agents of q in the order this call rings them.
+	Order(q *config.Queue) []string
+	// Acquire marks an agent as offered a call; false if it already is
+	// on one, so no agent is offered two calls at once.
+	Acquire(agent string) bool
+	Release(agent string)
+}
+
+// Deps are the collaborators shared by every call of an edge.
+type Deps struct {
+	Clock     Clock
+	Publisher Publisher
+	Dialer    Dialer
+	Bridger   Bridger
+	Router    Router
+	Log       zerolog.Logger
+	// OnEnd, if set, is told the final record of every call.
+	OnEnd func(*Record)
+}
+
+// internal event kinds, from the call's own timers.
+const (
+	ringTimeout Kind = 100 + iota
+	maxWaitPassed
+)
+
+// Call is one call in progress. Everything about it happens on the
+// goroutine that runs Run, so its state needs no lock; legs and timers
+// talk to it through Post.
+type Call struct {
+	deps    *Deps
+	rec     Record
+	flow    *config.Flow
+	in      Inbound
+	log     zerolog.Logger
+	events  chan Event
+	done    chan struct{}
+	ringing bool
+}
+
+// New prepares a call for rec (whose ID, SIP Call-ID, caller and
+// attribution the adapter filled) that will run flow.
+func New(deps *Deps, rec Record, flow *config.Flow) *Call {
+	rec.Flow = flow.Name
+	return &Call{
+		deps:   deps,
+		rec:    rec,
+		flow:   flow,
+		log:    deps.Log.With().Str("call_id", rec.ID).Logger(),
+		events: make(chan Event, 8),
+		done:   make(chan struct{}),
+	}
+}
+
+// ID is the edge's id of the call.
+func (c *Call) ID() string { return c.rec.ID }
+
+// Log is the call's logger; every line carries its call_id.
+func (c *Call) Log() *zerolog.Logger { return &c.log }
+
+// Post hands an event to the call. It returns at once once the call has
+// ended, so a late event from a leg never blocks its sender.
+func (c *Call) Post(ev Event) {
+	select {
+	case c.events <- ev:
+	case <-c.done:
+	}
+}
+
+// Done is closed when the call has ended and its record was published.
+func (c *Call) Done() <-chan struct{} { return c.done }
+
+// step results of ringing one agent.
+type ringResult uint8
+
+const (
+	ringNext ringResult = iota
+	ringAnswered
+	ringCallerGone
+	ringMaxWait
+	ringBroken
+)
+
+// Run drives the call from the accepted INVITE to its final record.
+func (c *Call) Run(in Inbound) {
+	defer close(c.done)
+	c.in = in
+	c.rec.StartedAt = c.deps.Clock.Now()
+	c.publish(EventStarted, c.rec.StartedAt)
+	c.log.Info().Str("caller", c.rec.Caller).Str("tracking_number", c.rec.TrackingNumber).
+		Str("source", c.rec.Source).Str("flow", c.rec.Flow).Msg("call started")
+
+	for _, step := range c.flow.Steps {
+		if step.Queue != "" {
+			c.runQueue(step.Queue)
+			return
+		}
+	}
+	c.log.Error().Msg("flow has no queue step")
+	c.miss(MissedError, 500)
+}
+
+func (c *Call) runQueue(name string) {
+	q, ok := c.deps.Router.Queue(name)
+	if !ok {
+		// Validation makes this impossible short of a reload racing the
+		// call; the caller still gets a clear final answer.
+		c.log.Error().Str("queue", name).Msg("queue does not exist")
+		c.miss(MissedError, 500)
+		return
+	}
+	c.rec.Queue = q.Name
+	if q.MaxWait > 0 {
+		t := c.deps.Clock.AfterFunc(q.MaxWait, func() { c.Post(Event{Kind: maxWaitPassed}) })
+		defer t.Stop()
+	}
+
+	rang, rejected := 0, 0
+	for _, agent := range c.deps.Router.Order(q) {
+		if !c.deps.Router.Acquire(agent) {
+			c.log.Debug().Str("agent", agent).Msg("agent busy, skipped")
+			continue
+		}
+		res, leg, attempt := c.ring(agent, q.RingTimeout)
+		if attempt.Result != AttemptUnreachable {
+			rang++
+		}
+		if attempt.Result == AttemptBusy || attempt.Result == AttemptDeclined {
+			rejected++
+		}
+		switch res {
+		case ringAnswered:
+			c.talk(agent, leg)
+			c.deps.Router.Release(agent)
+			return
+		case ringCallerGone:
+			c.deps.Router.Release(agent)
+			c.miss(MissedCallerHangup, 0)
+			return
+		case ringMaxWait:
+			c.deps.Router.Release(agent)
+			c.miss(MissedRingTimeout, 480)
+			return
+		case ringBroken:
+			c.deps.Router.Release(agent)
+			c.miss(MissedError, 500)
+			return
+		}
+		c.deps.Router.Release(agent)
+	}
+	switch {
+	case rang == 0:
+		c.miss(MissedNoAgent, 480)
+	case rejected == rang:
+		c.miss(MissedRejected, 486)
+	default:
+		c.miss(MissedRingTimeout, 480)
+	}
+}
+
+// ring offers the call to one agent until it answers, fails, or the call
+// must move on.
+func (c *Call) ring(agent string, timeout time.Duration) (ringResult, Outbound, Attempt) {
+	start := c.deps.Clock.Now()
+	attempt := Attempt{Agent: agent, StartedAt: start}
+	finish := func(result string) Attempt {
+		attempt.Result = result
+		attempt.Ring = c.deps.Clock.Now().Sub(start)
+		c.rec.Attempts = append(c.rec.Attempts, attempt)
+		c.log.Info().Str("agent", agent).Str("result", result).Dur("ring", attempt.Ring).Msg("agent attempt")
+		return attempt
+	}
+	leg, err := c.deps.Dialer.Dial(DialRequest{
+		CallID: c.rec.ID, Agent: agent, Caller: c.rec.Caller, CallerName: c.rec.CallerName, Inbound: c.in,
+	}, c)
+	if err != nil {
+		c.log.Info().Err(err).Str("agent", agent).Msg("agent unreachable")
+		return ringNext, nil, finish(AttemptUnreachable)
+	}
+	timer := c.deps.Clock.AfterFunc(timeout, func() { c.Post(Event{Kind: ringTimeout, Leg: leg}) })
+	defer timer.Stop()
+
+	for ev := range c.events {
+		if ev.Leg != nil && ev.Leg != leg {
+			continue // a leg this call already gave up on
+		}
+		switch ev.Kind {
+		case AgentRinging:
+			if !c.ringing {
+				c.ringing = true
+				c.in.Ringing()
+			}
+		case AgentAnswered:
+			return ringAnswered, leg, finish(AttemptAnswered)
+		case AgentFailed:
+			return ringNext, nil, finish(attemptResult(ev.Code))
+		case ringTimeout:
+			leg.Cancel()
+			return ringNext, nil, finish(AttemptNoAnswer)
+		case CallerHungUp:
+			leg.Cancel()
+			return ringCallerGone, nil, finish(AttemptCancelled)
+		case maxWaitPassed:
+			leg.Cancel()
+			return ringMaxWait, nil, finish(AttemptNoAnswer)
+		case InboundFailed:
+			leg.Cancel()
+			return ringBroken, nil, finish(AttemptCancelled)
+		}
+	}
+	panic("unreachable: the events channel is never closed")
+}
+
+// attemptResult classifies an agent phone's final response.
+func attemptResult(code int) string {
+	switch code {
+	case 0:
+		return AttemptUnreachable
+	case 486, 600:
+		return AttemptBusy
+	case 603:
+		return AttemptDeclined
+	case 408, 480, 487:
+		return AttemptNoAnswer
+	}
+	return AttemptUnreachable
+}
+
+// talk bridges the answered agent to the caller until one side leaves.
+func (c *Call) talk(agent string, leg Outbound) {
+	stop, err := c.deps.Bridger.Bridge(c.in, leg, func() { c.Post(Event{Kind: MediaTimeout}) })
+	if err != nil {
+		c.log.Error().Err(err).Msg("bridging media failed")
+		leg.Hangup()
+		c.miss(MissedError, 500)
+		return
+	}
+	defer stop()
+	if err := c.in.Answer(); err != nil {
+		leg.Hangup()
+		if errors.Is(err, ErrCallerGone) {
+			c.miss(MissedCallerHangup, 0)
+			return
+		}
+		c.log.Error().Err(err).Msg("answering the caller failed")
+		c.miss(MissedError, 0)
+		return
+	}
+	c.rec.Agent = agent
+	c.rec.AnsweredAt = c.deps.Clock.Now()
+	c.publish(EventAnswered, c.rec.AnsweredAt)
+	c.log.Info().Str("agent", agent).Msg("call answered")
+
+	for ev := range c.events {
+		if ev.Leg != nil && ev.Leg != leg {
+			continue
+		}
+		switch ev.Kind {
+		case CallerHungUp:
+			leg.Hangup()
+			c.end(OutcomeAnswered, HangupCaller)
+			return
+		case AgentHungUp:
+			c.in.Hangup()
+			c.end(OutcomeAnswered, HangupAgent)
+			return
+		case MediaTimeout:
+			c.log.Warn().Msg("no media, hanging up")
+			leg.Hangup()
+			c.in.Hangup()
+			c.end(OutcomeAnswered, HangupEdge)
+			return
+		case InboundFailed, Shutdown:
+			leg.Hangup()
+			c.in.Hangup()
+			c.end(OutcomeAnswered, HangupEdge)
+			return
+		}
+	}
+}
+
+// miss ends an unanswered call; code is the final response the caller
+// gets, 0 when the caller already has one (it left, or was answered).
+func (c *Call) miss(reason string, code int) {
+	if code != 0 {
+		c.in.Reject(code)
+	}
+	c.rec.MissedReason = reason
+	hangupBy := HangupEdge
+	if reason == MissedCallerHangup {
+		hangupBy = HangupCaller
+	}
+	c.end(OutcomeMissed, hangupBy)
+}
+
+func (c *Call) end(outcome, hangupBy string) {
+	c.rec.Outcome = outcome
+	c.rec.HangupBy = hangupBy
+	c.rec.EndedAt = c.deps.Clock.Now()
+	if outcome == OutcomeMissed {
+		c.publish(EventMissed, c.rec.EndedAt)
+	}
+	c.publish(EventCompleted, c.rec.EndedAt)
+	talk, _ := c.rec.Talk()
+	c.log.Info().Str("outcome", outcome).Str("missed_reason", c.rec.MissedReason).
+		Str("hangup_by", hangupBy).Dur("talk", talk).Msg("call ended")
+	if c.deps.OnEnd != nil {
+		c.deps.OnEnd(&c.rec)
+	}
+}
+
+// publish hands a copy of the record to the publisher, which keeps it
+// while the call goes on changing its own.
+func (c *Call) publish(event string, at time.Time) {
+	rec := c.rec
+	rec.Attempts = slices.Clone(c.rec.Attempts)
+	c.deps.Publisher.Publish(event, at, rec)
+}

@@ -1,0 +1,104 @@
+package call
+
+import "time"
+
+// Inbound is the caller's leg: the carrier's INVITE, as the call drives it.
+// Its methods never block on the network: they start the work and report
+// what the peer did later as events posted to the call.
+type Inbound interface {
+	// Ringing tells the caller an agent is being rung (180 Ringing).
+	Ringing()
+	// Answer accepts the call (200 OK with the edge's SDP). A missing
+	// ACK is reported as an InboundFailed event.
+	Answer() error
+	// Reject ends the unanswered call with a final response.
+	Reject(code int)
+	// Hangup ends the answered call (BYE).
+	Hangup()
+}
+
+// Outbound is a leg to an agent's phone.
+type Outbound interface {
+	// Cancel stops ringing. If the agent answers anyway, the leg hangs
+	// itself up.
+	Cancel()
+	// Hangup ends the answered leg (BYE).
+	Hangup()
+}
+
+// DialRequest is what a Dialer needs to ring one agent for a call.
+type DialRequest struct {
+	CallID     string
+	Agent      string
+	Caller     string
+	CallerName string
+	// Inbound is the caller's leg, whose media the agent's leg must match.
+	Inbound Inbound
+}
+
+// Dialer rings agents. The outbound leg reports its progress by posting
+// AgentRinging, AgentAnswered, AgentFailed and AgentHungUp events, carrying
+// itself as Leg, to sink.
+type Dialer interface {
+	Dial(req DialRequest, sink Sink) (Outbound, error)
+}
+
+// Bridger joins the media of an answered agent leg to the caller's leg.
+// onTimeout is called once if no media flows for the configured timeout.
+type Bridger interface {
+	Bridge(in Inbound, out Outbound, onTimeout func()) (stop func(), err error)
+}
+
+// Sink receives the events of a call's legs.
+type Sink interface {
+	Post(Event)
+}
+
+// Kind says what happened on a leg.
+type Kind uint8
+
+// Kinds of events a call reacts to.
+const (
+	// CallerHungUp: CANCEL before the answer, or BYE after it.
+	CallerHungUp Kind = iota + 1
+	// InboundFailed: the carrier leg broke (no ACK for the 200 OK, a
+	// transport error).
+	InboundFailed
+	AgentRinging
+	AgentAnswered
+	// AgentFailed: the agent's phone answered with a final error (Code),
+	// or could not be reached (Code 0).
+	AgentFailed
+	AgentHungUp
+	MediaTimeout
+	// Shutdown: the edge stops; answered calls are hung up.
+	Shutdown
+)
+
+// Event is one thing that happened to a call.
+type Event struct {
+	Kind Kind
+	Leg  Outbound
+	Code int
+}
+
+// Clock is the time source of calls, so flows can be tested without
+// waiting.
+type Clock interface {
+	Now() time.Time
+	AfterFunc(d time.Duration, f func()) Timer
+}
+
+// Timer is a pending AfterFunc.
+type Timer interface {
+	Stop() bool
+}
+
+// SystemClock is the real clock.
+type SystemClock struct{}
+
+// Now returns the current time.
+func (SystemClock) Now() time.Time { return time.Now() }
+
+// AfterFunc calls f in its own goroutine after d.
+func (SystemClock) AfterFunc(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }

@@ -1,0 +1,115 @@
+package call
+
+import "time"
+
+// Event names, as published under the subject prefix.
+const (
+	EventStarted   = "call.started"
+	EventAnswered  = "call.answered"
+	EventMissed    = "call.missed"
+	EventCompleted = "call.completed"
+)
+
+// Outcomes of a call.
+const (
+	OutcomeAnswered = "answered"
+	OutcomeMissed   = "missed"
+)
+
+// Reasons a call was missed.
+const (
+	MissedCallerHangup = "caller_hangup"
+	MissedNoAgent      = "no_agent"
+	MissedRingTimeout  = "ring_timeout"
+	MissedRejected     = "rejected"
+	MissedError        = "error"
+)
+
+// Who ended a call.
+const (
+	HangupCaller = "caller"
+	HangupAgent  = "agent"
+	HangupEdge   = "edge"
+)
+
+// Results of one attempt to reach an agent.
+const (
+	AttemptAnswered    = "answered"
+	AttemptDeclined    = "declined"
+	AttemptNoAnswer    = "no_answer"
+	AttemptBusy        = "busy"
+	AttemptCancelled   = "cancelled"
+	AttemptUnreachable = "unreachable"
+)
+
+// Attempt is one agent rung for a call.
+type Attempt struct {
+	Agent     string
+	StartedAt time.Time
+	Ring      time.Duration
+	Result    string
+}
+
+// Record is what is known of a call at one moment. A zero field is not
+// known yet; the publisher leaves such fields out of the event.
+type Record struct {
+	ID             string
+	SIPCallID      string
+	Caller         string
+	CallerName     string
+	TrackingNumber string
+	Source         string
+	Medium         string
+	Campaign       string
+	Keyword        string
+	Flow           string
+	Queue          string
+	Agent          string
+	Outcome        string
+	MissedReason   string
+	HangupBy       string
+	StartedAt      time.Time
+	AnsweredAt     time.Time
+	EndedAt        time.Time
+	Attempts       []Attempt
+}
+
+// Wait is the time from start until an agent answered or the call ended
+// unanswered; ok is false while neither has happened.
+func (r *Record) Wait() (d time.Duration, ok bool) {
+	switch {
+	case !r.AnsweredAt.IsZero():
+		return r.AnsweredAt.Sub(r.StartedAt), true
+	case !r.EndedAt.IsZero():
+		return r.EndedAt.Sub(r.StartedAt), true
+	}
+	return 0, false
+}
+
+// Talk is the time from the agent's answer until the end; ok is false
+// until the call has ended. A missed call talked for 0.
+func (r *Record) Talk() (d time.Duration, ok bool) {
+	if r.EndedAt.IsZero() {
+		return 0, false
+	}
+	if r.AnsweredAt.IsZero() {
+		return 0, true
+	}
+	return r.EndedAt.Sub(r.AnsweredAt), true
+}
+
+// Duration is the time from start until the end; ok is false until the
+// call has ended.
+func (r *Record) Duration() (d time.Duration, ok bool) {
+	if r.EndedAt.IsZero() {
+		return 0, false
+	}
+	return r.EndedAt.Sub(r.StartedAt), true
+}
+
+// Publisher receives the events of calls. Publish must not block: the call
+// goes on whatever happens to the event afterwards. The record is the
+// publisher's to keep.
+type Publisher interface {
+	Publish(event string, at time.Time, rec Record)
+}

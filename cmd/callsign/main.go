@@ -1,0 +1,258 @@
+// Command callsign runs the call-tracking edge.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/callsign/callsign/call"
+	"github.com/callsign/callsign/config"
+	"github.com/callsign/callsign/events"
+	"github.com/callsign/callsign/media"
+	"github.com/callsign/callsign/ops"
+	"github.com/callsign/callsign/routing"
+	"github.com/callsign/callsign/sip"
+	sipmsg "github.com/emiago/sipgo/sip"
+	"github.com/oklog/ulid/v2"
+	"github.com/rs/zerolog"
+)
+
+// version is set at build time (-ldflags "-X main.version=...").
+var version = "dev"
+
+const usage = `callsign: a call-tracking telephony edge
+
+Usage:
+  callsign serve -c FILE     run the edge in the foreground
+  callsign check -c FILE     validate a configuration without starting anything
+  callsign version           print the version
+
+Run 'callsign COMMAND -h' for a command's flags.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return serve(args[1:], stderr)
+	case "check":
+		return check(args[1:], stdout, stderr)
+	case "version", "-v", "--version":
+		fmt.Fprintln(stdout, "callsign", version)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "callsign: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}
+
+func configFlag(name string, args []string, stderr io.Writer) (*flag.FlagSet, *string, *string, *time.Duration, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("c", "callsign.yaml", "configuration `FILE`")
+	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	drain := fs.Duration("drain-timeout", 30*time.Second, "on SIGTERM, how long calls in progress may go on")
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	return fs, path, level, drain, nil
+}
+
+func check(args []string, stdout, stderr io.Writer) int {
+	_, path, _, _, err := configFlag("check", args, stderr)
+	if err != nil {
+		return 2
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	fmt.Fprintln(stdout, cfg.Summary())
+	return 0
+}
+
+// newLogger logs JSON lines, or human-readable ones on a terminal.
+func newLogger(w *os.File, level string) (zerolog.Logger, error) {
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil || level == "" {
+		return zerolog.Logger{}, fmt.Errorf("unknown log level %q", level)
+	}
+	var out io.Writer = w
+	if fi, err := w.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+		out = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000"}
+	}
+	return zerolog.New(out).Level(lvl).With().Timestamp().Logger(), nil
+}
+
+func serve(args []string, stderr io.Writer) int {
+	_, path, level, drainTimeout, err := configFlag("serve", args, stderr)
+	if err != nil {
+		return 2
+	}
+	log, err := newLogger(os.Stderr, *level)
+	if err != nil {
+		fmt.Fprintln(stderr, "callsign:", err)
+		return 2
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	if err := serveConfig(cfg, *path, *drainTimeout, log); err != nil {
+		log.Error().Err(err).Msg("callsign stopped")
+		return 1
+	}
+	return 0
+}
+
+func serveConfig(cfg *config.Config, path string, drainTimeout time.Duration, log zerolog.Logger) error {
+	// sipgo logs through log/slog; its lines join ours.
+	sipmsg.SetDefaultLogger(slog.New(sip.NewSlogHandler(log.With().Str("component", "sipgo").Logger())))
+
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+
+	if err := os.MkdirAll(cfg.Storage.Dir, 0o750); err != nil {
+		return fmt.Errorf("storage dir: %w", err)
+	}
+	startCtx, cancelStart := context.WithTimeout(ctx, 30*time.Second)
+	pub, err := events.Start(startCtx, events.Config{
+		Embedded:       cfg.Events.Embedded,
+		EmbeddedListen: cfg.Events.EmbeddedListen,
+		Servers:        cfg.Events.Servers,
+		SubjectPrefix:  cfg.Events.SubjectPrefix,
+		StorageDir:     cfg.Storage.Dir,
+	}, log)
+	cancelStart()
+	if err != nil {
+		return fmt.Errorf("events: %w", err)
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := pub.Close(cctx); err != nil {
+			log.Warn().Err(err).Msg("events not all published before exit")
+		}
+	}()
+
+	ports, err := media.NewPorts(cfg.Media.Address, cfg.Media.PortMin, cfg.Media.PortMax)
+	if err != nil {
+		return fmt.Errorf("media: %w", err)
+	}
+	meter := media.NewMeter()
+	router := routing.NewRouter(routing.NewTable(cfg))
+	outcomes := ops.NewOutcomes()
+	edge, err := sip.New(sip.Options{
+		Config:    cfg,
+		Router:    router,
+		Ports:     ports,
+		Meter:     meter,
+		Publisher: pub,
+		Clock:     call.SystemClock{},
+		Log:       log,
+		NewID:     func() string { return ulid.Make().String() },
+		OnEnd:     outcomes.Count,
+	})
+	if err != nil {
+		return err
+	}
+	if err := edge.Start(ctx); err != nil {
+		return err
+	}
+	httpAddr, err := ops.Serve(ctx, cfg.HTTP.Listen, ops.Handler(ops.Sources{
+		ActiveCalls:    edge.Active,
+		SIPResponses:   edge.Responses,
+		RelayedPackets: meter.RelayedPackets,
+		DroppedPackets: meter.DroppedPackets,
+		RTPPortsInUse:  ports.InUse,
+		Events:         pub.Stats,
+		Ready:          func() bool { return !edge.Draining() },
+	}, outcomes), log)
+	if err != nil {
+		return err
+	}
+	ev := log.Info().Str("version", version).Str("config", path).Str("http", httpAddr.String()).
+		Str("nats", pub.ClientURL()).Int("numbers", len(cfg.Numbers))
+	for _, t := range []string{"udp", "tcp"} {
+		if ap, ok := edge.ListenAddr(t); ok {
+			ev = ev.Str("sip_"+t, ap.String())
+		}
+	}
+	ev.Msg("callsign ready")
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	for sig := range sigs {
+		if sig == syscall.SIGHUP {
+			reload(path, router, edge, log)
+			continue
+		}
+		break
+	}
+	return drain(edge, drainTimeout, sigs, log)
+}
+
+// reload puts a new configuration in force for new calls, or keeps the
+// old one when the new one has problems.
+func reload(path string, router *routing.Router, edge *sip.Edge, log zerolog.Logger) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		var problems config.Errors
+		if errors.As(err, &problems) {
+			for _, p := range problems {
+				log.Error().Str("problem", p.String()).Msg("reload refused")
+			}
+		} else {
+			log.Error().Err(err).Msg("reload refused")
+		}
+		return
+	}
+	router.Swap(routing.NewTable(cfg))
+	edge.Reload(cfg)
+	log.Info().Str("summary", cfg.Summary()).Msg("configuration reloaded; listeners, media ports and events settings apply at the next start")
+}
+
+// drain refuses new calls and lets those in progress end, for at most
+// timeout (or until a second signal), then ends the rest.
+func drain(edge *sip.Edge, timeout time.Duration, sigs <-chan os.Signal, log zerolog.Logger) error {
+	edge.Drain()
+	log.Info().Int64("active_calls", edge.Active()).Dur("timeout", timeout).Msg("draining: new calls get 503")
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-sigs:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	if err := edge.Wait(ctx); err != nil {
+		log.Warn().Int64("active_calls", edge.Active()).Msg("drain time is up, hanging up the calls left")
+		edge.HangupAll()
+		wctx, wcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer wcancel()
+		_ = edge.Wait(wctx)
+	}
+	log.Info().Msg("callsign stopped")
+	return edge.Close()
+}

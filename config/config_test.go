@@ -1,0 +1,452 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// envOf gives a lookup function over a fixed map, so tests never see the
+// real environment.
+func envOf(vars map[string]string) func(string) (string, bool) {
+	return func(name string) (string, bool) {
+		v, ok := vars[name]
+		return v, ok
+	}
+}
+
+func load(t *testing.T, path string, env map[string]string) (*Config, error) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return LoadBytes(path, data, envOf(env))
+}
+
+func mustLoad(t *testing.T, path string, env map[string]string) *Config {
+	t.Helper()
+	c, err := load(t, path, env)
+	if err != nil {
+		t.Fatalf("Load(%s): %v", path, err)
+	}
+	return c
+}
+
+func abs(t *testing.T, p string) string {
+	t.Helper()
+	a, err := filepath.Abs(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func TestValid(t *testing.T) {
+	c := mustLoad(t, "testdata/valid.yaml", map[string]string{
+		"TEST_ADMIN_TOKEN":  "s3cret",
+		"TEST_BOB_PASSWORD": "bob-pw",
+	})
+	want := &Config{
+		Path: "testdata/valid.yaml",
+		SIP: SIP{
+			Listen: []Listen{
+				{Transport: "udp", Addr: netip.MustParseAddrPort("0.0.0.0:5070")},
+				{Transport: "tcp", Addr: netip.MustParseAddrPort("[::1]:5071")},
+			},
+			Advertise: "edge.example.com",
+		},
+		Media: Media{Address: netip.MustParseAddr("0.0.0.0"), PortMin: 30000, PortMax: 30099, Timeout: time.Minute},
+		HTTP:  HTTP{Listen: "127.0.0.1:8080", AdminToken: "s3cret"},
+		Events: Events{
+			Servers:        []string{"nats://10.0.0.5:4222", "nats://10.0.0.6:4222"},
+			EmbeddedListen: "127.0.0.1:4222",
+			SubjectPrefix:  "acme.calls",
+		},
+		Storage: Storage{Dir: abs(t, "testdata/var/spool")},
+		Trunks: map[string]*Trunk{
+			"carrier": {Name: "carrier", MaxCalls: 500, CPS: 100, Allow: []netip.Prefix{
+				netip.MustParsePrefix("127.0.0.0/8"),
+				netip.MustParsePrefix("192.0.2.7/32"),
+				netip.MustParsePrefix("10.1.0.0/16"),
+				netip.MustParsePrefix("2001:db8::/32"),
+			}},
+			"backup": {Name: "backup", Allow: []netip.Prefix{netip.MustParsePrefix("198.51.100.1/32")}},
+		},
+		Numbers: map[string]*Number{
+			"+15550100001":  {E164: "+15550100001", Source: "google-ads", Medium: "cpc", Campaign: "spring-sale", Keyword: "plumber", Flow: "sales"},
+			"+442079460000": {E164: "+442079460000", Source: "billboard", Flow: "support"},
+			"+15550100003":  {E164: "+15550100003", Flow: "sales"},
+		},
+		Flows: map[string]*Flow{
+			"sales":   {Name: "sales", Steps: []Step{{Queue: "sales"}, {Queue: "support"}}},
+			"support": {Name: "support", Steps: []Step{{Queue: "support"}}},
+			"unused":  {Name: "unused", Steps: []Step{{Queue: "support"}}},
+		},
+		Queues: map[string]*Queue{
+			"sales":   {Name: "sales", Strategy: "round-robin", RingTimeout: 10 * time.Second, MaxWait: 90 * 24 * time.Hour, Agents: []string{"bob", "carol"}},
+			"support": {Name: "support", Strategy: "round-robin", RingTimeout: 20 * time.Second, Agents: []string{"carol"}},
+		},
+		Agents: map[string]*Agent{
+			"bob":   {ID: "bob", Name: "Bob", SIP: &AgentSIP{Username: "bob", Password: "bob-pw"}},
+			"carol": {ID: "carol", Name: "carol", SIP: &AgentSIP{Contact: "sip:carol@127.0.0.1:5090;transport=udp"}},
+		},
+	}
+	if !reflect.DeepEqual(c, want) {
+		t.Errorf("got\n%s\nwant\n%s", dump(c), dump(want))
+	}
+	if got, wantS := c.Summary(), "testdata/valid.yaml: ok — 3 numbers, 3 flows, 2 queues, 2 agents, 2 trunks"; got != wantS {
+		t.Errorf("Summary() = %q, want %q", got, wantS)
+	}
+}
+
+// dump shows a Config with what its pointers point to, for failure output.
+func dump(c *Config) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%+v %+v %+v %+v %+v %s\n", c.SIP, c.Media, c.HTTP, c.Events, c.Storage, c.Path)
+	for _, m := range []any{c.Trunks, c.Numbers, c.Flows, c.Queues, c.Agents} {
+		v := reflect.ValueOf(m)
+		for _, k := range v.MapKeys() {
+			e := v.MapIndex(k).Elem().Interface()
+			fmt.Fprintf(&b, "%s: %+v", k, e)
+			if a, ok := e.(Agent); ok && a.SIP != nil {
+				fmt.Fprintf(&b, " sip=%+v", *a.SIP)
+			}
+			b.WriteString("\n")
+		}
+	}
+	return b.String()
+}
+
+func TestDefaults(t *testing.T) {
+	c := mustLoad(t, "testdata/defaults.yaml", nil)
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"sip listen", c.SIP.Listen, []Listen{
+			{Transport: "udp", Addr: netip.MustParseAddrPort("127.0.0.1:5060")},
+			{Transport: "tcp", Addr: netip.MustParseAddrPort("127.0.0.1:5060")},
+		}},
+		{"sip advertise", c.SIP.Advertise, "127.0.0.1"},
+		{"media", c.Media, Media{Address: netip.MustParseAddr("127.0.0.1"), PortMin: 20000, PortMax: 20999, Timeout: 30 * time.Second}},
+		{"http", c.HTTP, HTTP{Listen: "127.0.0.1:8080"}},
+		{"events", c.Events, Events{Embedded: true, EmbeddedListen: "127.0.0.1:4222", SubjectPrefix: "callsign"}},
+		{"storage", c.Storage.Dir, abs(t, "testdata/data")},
+		{"trunk", *c.Trunks["carrier"], Trunk{Name: "carrier", Allow: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}}},
+		{"queue", *c.Queues["sales"], Queue{Name: "sales", Strategy: "round-robin", RingTimeout: 20 * time.Second, Agents: []string{"bob"}}},
+		{"agent name", c.Agents["bob"].Name, "bob"},
+		{"summary", c.Summary(), "testdata/defaults.yaml: ok — 1 number, 1 flow, 1 queue, 1 agent, 1 trunk"},
+	}
+	for _, ch := range checks {
+		if !reflect.DeepEqual(ch.got, ch.want) {
+			t.Errorf("%s = %+v, want %+v", ch.name, ch.got, ch.want)
+		}
+	}
+}
+
+func TestExample(t *testing.T) {
+	c, err := Load("../examples/callsign.yaml")
+	if err != nil {
+		t.Fatalf("examples/callsign.yaml must load: %v", err)
+	}
+	if got, want := c.Summary(), "../examples/callsign.yaml: ok — 3 numbers, 2 flows, 2 queues, 2 agents, 1 trunk"; got != want {
+		t.Errorf("Summary() = %q, want %q", got, want)
+	}
+	if q := c.Queues["sales"]; q.MaxWait != 2*time.Minute || q.RingTimeout != 20*time.Second {
+		t.Errorf("queue sales = %+v", q)
+	}
+	if a := c.Agents["carol"]; a.SIP == nil || a.SIP.Contact != "sip:carol@127.0.0.1:5090" {
+		t.Errorf("agent carol = %+v", a)
+	}
+}
+
+// TestProblems checks that each kind of mistake is reported with exactly
+// this message at this line and column, and that nothing else is reported.
+func TestProblems(t *testing.T) {
+	tests := []struct {
+		file string
+		want []string // without the "testdata/bad/FILE.yaml:" prefix
+	}{
+		{"unknown_key", []string{
+			`4:5: unknown key "max_call" in trunk "carrier" (known: allow, max_calls, cps)`,
+		}},
+		{"unknown_key_typo", []string{
+			`2:3: trunk "carrier" has no allow: list the carrier's addresses (CIDR or IP) that may place calls`,
+			`3:5: unknown key "alow" in trunk "carrier" (known: allow, max_calls, cps)`,
+		}},
+		{"bad_number", []string{`5:3: number "+1 555 01": not a valid E.164 number`}},
+		{"no_plus", []string{`5:3: number "1 555 010 0001": must start with +country code`}},
+		{"duplicate_number", []string{
+			`6:3: number "+1 (555) 010-0001" is a duplicate of "+1 555 010 0001" (line 5): both are +15550100001`,
+		}},
+		{"number_no_flow", []string{`5:3: number "+1 555 010 0001" has no flow: say which flow its calls run`}},
+		{"missing_flow", []string{`5:29: number "+1 555 010 0001" names flow "sale", which is not defined`}},
+		{"missing_queue", []string{`9:16: flow "sales" names queue "salse", which is not defined`}},
+		{"missing_agent", []string{`12:19: queue "sales" names agent "carl", which is not defined`}},
+		{"unset_env", []string{`15:36: ${BOB_SIP_PASSWORD} is not set`}},
+		{"env_bad_name", []string{
+			`2:16: ${1BAD} is not a valid variable reference (NAME is letters, digits and _, not starting with a digit)`,
+			`2:16: ${OK} is not set`,
+		}},
+		{"bad_cidr", []string{
+			`3:27: bad CIDR "10.0.0.0/33" in trunk "carrier" allow`,
+			`3:40: bad CIDR "example.com" in trunk "carrier" allow`,
+		}},
+		{"empty_allow", []string{`3:12: trunk "carrier" allow is empty: list the carrier's addresses (CIDR or IP)`}},
+		{"wrong_types", []string{
+			`3:12: trunk "carrier" allow must be a list, got the string "192.0.2.0/24"`,
+			`4:16: trunk "carrier" max_calls must be a whole number of 0 or more, got "many"`,
+			`5:10: trunk "carrier" cps must be a whole number of 0 or more, got "1.5"`,
+			`6:8: media must be a map (key: value), got a list`,
+		}},
+		{"bad_listen", []string{
+			`3:7: sip listen "0.0.0.0:5060": must be udp://host:port or tcp://host:port`,
+			`4:7: sip listen "tls://127.0.0.1:5061": transport "tls" is not supported (use udp or tcp)`,
+			`5:7: sip listen "udp://localhost:5060": host "localhost" must be an IP address`,
+			`6:7: sip listen "udp://127.0.0.1:99999": port "99999" must be 1-65535`,
+		}},
+		{"unspecified_listen", []string{
+			`2:12: sip advertise is required when sip listen binds 0.0.0.0: it is the address written into Via, Contact and SDP`,
+		}},
+		{"bad_media", []string{
+			`2:12: media address "localhost" must be an IP address`,
+			`3:14: media rtp_ports "20001-20999": LO must be even (RTP takes the even port, RTCP the odd one above it)`,
+			`4:12: media timeout "30" is not a duration (like 30s, 2m, 1h30m, 90d)`,
+		}},
+		{"bad_rtp_range", []string{`2:14: media rtp_ports "20000-10000": LO must be less than HI`}},
+		{"bad_nats", []string{
+			`2:9: events nats: "http://10.0.0.6" is not a nats:// URL (give "embedded" or a comma-separated list like nats://10.0.0.5:4222,nats://10.0.0.6:4222)`,
+		}},
+		{"bad_queue", []string{
+			`13:19: queue "sales" ring_timeout must be more than 0`,
+			`14:15: queue "sales" max_wait "soon" is not a duration (like 30s, 2m, 1h30m, 90d)`,
+			`15:15: queue "sales": unknown strategy "rr" (supported: round-robin)`,
+		}},
+		{"unsupported_strategy", []string{`13:15: queue "sales": strategy "ring-all" is not supported yet (supported: round-robin)`}},
+		{"agent_both", []string{`15:52: agent "bob" sip: give either contact or username+password, not both`}},
+		{"agent_no_password", []string{`15:21: agent "bob" sip: username "bob" needs a password`}},
+		{"agent_no_sip", []string{
+			`14:3: agent "bob" has no sip: give sip: {contact: URI} or sip: {username: NAME, password: SECRET}`,
+		}},
+		{"agent_bad_contact", []string{
+			`15:20: agent "bob" sip contact "bob@192.0.2.10" is not a sip: URI with a host, like sip:carol@192.0.2.10:5060`,
+		}},
+		{"flow_no_steps", []string{`7:3: flow "sales" has no steps: give at least one, like steps: [{queue: NAME}]`}},
+		{"step_two_actions", []string{
+			`9:24: flow "sales" step 1 has both "queue" and "play": a step is one action, write each as its own step`,
+			`9:24: flow "sales" step 1: key "play" is not supported yet (supported: queue)`,
+		}},
+		{"no_trunks", []string{
+			`1:1: no trunks: at least one trunk must say which carrier addresses may place calls (trunks: {NAME: {allow: [CIDR]}})`,
+		}},
+		{"duplicate_key", []string{`13:3: duplicate key "sales" in queues (first on line 11)`}},
+		{"syntax", []string{`12:1: YAML syntax error: did not find expected ',' or ']'`}},
+		{"many", []string{
+			`2:3: unknown key "lisen" in sip (known: listen, advertise)`,
+			`6:16: trunk "carrier" max_calls must be a whole number of 0 or more, got "-1"`,
+			`9:3: number "+1 555 01": not a valid E.164 number`,
+			`10:29: number "+1 555 010 0002" names flow "nowhere", which is not defined`,
+			`14:16: flow "sales" names queue "salse", which is not defined`,
+			`17:19: queue "sales" names agent "carl", which is not defined`,
+			`20:36: ${BOB_SIP_PASSWORD} is not set`,
+			`21:1: section "pools" is not supported yet`,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			path := "testdata/bad/" + tt.file + ".yaml"
+			c, err := load(t, path, nil)
+			if err == nil {
+				t.Fatalf("loaded without problems: %+v", c)
+			}
+			var errs Errors
+			if !errors.As(err, &errs) {
+				t.Fatalf("error is %T, want Errors: %v", err, err)
+			}
+			want := make([]string, len(tt.want))
+			for i, w := range tt.want {
+				want[i] = path + ":" + w
+			}
+			if got := strings.Split(err.Error(), "\n"); !reflect.DeepEqual(got, want) {
+				t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+		})
+	}
+}
+
+func TestReferenceNotSupportedYet(t *testing.T) {
+	env := map[string]string{"CALLSIGN_ADMIN_TOKEN": "t", "BOB_SIP_PASSWORD": "p", "ALICE_TOKEN": "a"}
+	_, err := load(t, "testdata/reference.yaml", env)
+	want := []string{
+		`42:1: section "pools" is not supported yet`,
+		`52:5: flow "sales": key "record" is not supported yet`,
+		`54:9: flow "sales" step 1: key "play" is not supported yet (supported: queue)`,
+		`55:9: flow "sales" step 2: key "menu" is not supported yet (supported: queue)`,
+		`64:5: flow "support": key "record" is not supported yet`,
+		`70:15: queue "sales": strategy "longest-idle" is not supported yet (supported: round-robin)`,
+		`73:5: queue "sales": key "hours" is not supported yet`,
+		`74:5: queue "sales": key "after_hours" is not supported yet`,
+		`84:5: agent "alice": key "webrtc" is not supported yet (supported: sip)`,
+		`92:1: section "recording" is not supported yet`,
+	}
+	for i := range want {
+		want[i] = "testdata/reference.yaml:" + want[i]
+	}
+	if err == nil {
+		t.Fatal("reference loaded without problems")
+	}
+	if got := strings.Split(err.Error(), "\n"); !reflect.DeepEqual(got, want) {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+
+	// Without the environment, the unset variables outside unsupported
+	// sections are reported too, and do not hide the rest.
+	_, err = load(t, "testdata/reference.yaml", nil)
+	for _, w := range []string{
+		"testdata/reference.yaml:21:16: ${CALLSIGN_ADMIN_TOKEN} is not set",
+		"testdata/reference.yaml:87:36: ${BOB_SIP_PASSWORD} is not set",
+		`testdata/reference.yaml:92:1: section "recording" is not supported yet`,
+	} {
+		if err == nil || !strings.Contains(err.Error()+"\n", w+"\n") {
+			t.Errorf("missing %q in\n%v", w, err)
+		}
+	}
+	if err != nil && strings.Contains(err.Error(), "needs a password") {
+		t.Errorf("an unset password must not also read as missing:\n%v", err)
+	}
+}
+
+func TestEnv(t *testing.T) {
+	env := map[string]string{
+		"HTTP_HOST":        "0.0.0.0",
+		"TOKEN_A":          "abc",
+		"TOKEN_B":          "",
+		"CARRIER_NET":      "203.0.113.0/24",
+		"MAX_CALLS":        "42",
+		"CAMPAIGN":         "${NOT_EXPANDED_AGAIN}",
+		"BOB_SIP_PASSWORD": "pw",
+	}
+	c := mustLoad(t, "testdata/env.yaml", env)
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"host:port from a variable", c.HTTP.Listen, "0.0.0.0:8080"},
+		{"several variables, empty one, lone $ kept", c.HTTP.AdminToken, "abc- costs $5 and $$ and ${"},
+		{"CIDR from a variable", c.Trunks["carrier"].Allow, []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}},
+		{"integer from a variable", c.Trunks["carrier"].MaxCalls, 42},
+		{"values are not expanded twice", c.Numbers["+15550100001"].Campaign, "${NOT_EXPANDED_AGAIN}"},
+		{"password", c.Agents["bob"].SIP.Password, "pw"},
+	}
+	for _, ch := range checks {
+		if !reflect.DeepEqual(ch.got, ch.want) {
+			t.Errorf("%s: got %#v, want %#v", ch.name, ch.got, ch.want)
+		}
+	}
+
+	delete(env, "MAX_CALLS")
+	env["CARRIER_NET"] = "nonsense"
+	_, err := load(t, "testdata/env.yaml", env)
+	want := "testdata/env.yaml:6:13: bad CIDR \"nonsense\" in trunk \"carrier\" allow\n" +
+		"testdata/env.yaml:7:16: ${MAX_CALLS} is not set"
+	if err == nil || err.Error() != want {
+		t.Errorf("got\n%v\nwant\n%s", err, want)
+	}
+}
+
+func TestNormalizeNumber(t *testing.T) {
+	tests := []struct {
+		in, want, err string
+	}{
+		{"+15550100001", "+15550100001", ""},
+		{"+1 555 010 0001", "+15550100001", ""},
+		{"+1 (555) 010-0001", "+15550100001", ""},
+		{"+44.20.7946.0000", "+442079460000", ""},
+		{"+49 30 1234567", "+49301234567", ""},
+		{"+12345678", "+12345678", ""},               // 8 digits, the shortest accepted
+		{"+123456789012345", "+123456789012345", ""}, // 15 digits, the E.164 maximum
+		{"15550100001", "", "must start with +country code"},
+		{"(555) 010-0001", "", "must start with +country code"},
+		{"+1234567", "", "not a valid E.164 number"},
+		{"+1234567890123456", "", "not a valid E.164 number"},
+		{"+0 555 010 0001", "", "not a valid E.164 number"},
+		{"+1 555 CALL NOW", "", "not a valid E.164 number"},
+		{"+1+5550100001", "", "not a valid E.164 number"},
+		{"", "", "empty number"},
+	}
+	for _, tt := range tests {
+		got, err := NormalizeNumber(tt.in)
+		gotErr := ""
+		if err != nil {
+			gotErr = err.Error()
+		}
+		if got != tt.want || gotErr != tt.err {
+			t.Errorf("NormalizeNumber(%q) = %q, %q; want %q, %q", tt.in, got, gotErr, tt.want, tt.err)
+		}
+	}
+}
+
+func TestNormalizeDialed(t *testing.T) {
+	tests := []struct {
+		in   string
+		want string // "" means not a number
+	}{
+		{"15550100001", "+15550100001"},
+		{"+15550100001", "+15550100001"},
+		{"+1-555-010-0001", "+15550100001"},
+		{"%2B15550100001", "+15550100001"},
+		{"15550100001;phone-context=example.com", "+15550100001"},
+		{"alice", ""},
+		{"", ""},
+		{"1234567", ""},
+		{"05550100001", ""},
+		{"++15550100001", ""},
+	}
+	for _, tt := range tests {
+		got, ok := NormalizeDialed(tt.in)
+		if got != tt.want || ok != (tt.want != "") {
+			t.Errorf("NormalizeDialed(%q) = %q, %v; want %q", tt.in, got, ok, tt.want)
+		}
+	}
+}
+
+func TestParseDuration(t *testing.T) {
+	tests := []struct {
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{"20s", 20 * time.Second, true},
+		{"2m", 2 * time.Minute, true},
+		{"90d", 90 * 24 * time.Hour, true},
+		{"1d12h", 36 * time.Hour, true},
+		{"0", 0, true},
+		{"20", 0, false},
+		{"d", 0, false},
+		{"1.5d", 0, false},
+		{"-1d", 0, false},
+		{"1d-1h", 0, false},
+		{"soon", 0, false},
+	}
+	for _, tt := range tests {
+		got, err := parseDuration(tt.in)
+		if (err == nil) != tt.ok || (tt.ok && got != tt.want) {
+			t.Errorf("parseDuration(%q) = %v, %v; want %v, ok=%v", tt.in, got, err, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := Load("testdata/does-not-exist.yaml")
+	var errs Errors
+	if !errors.As(err, &errs) || len(errs) != 1 || !strings.HasPrefix(err.Error(), "testdata/does-not-exist.yaml: cannot read config: ") {
+		t.Errorf("got %v", err)
+	}
+}

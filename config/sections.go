@@ -1,0 +1,821 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Defaults an operator can rely on when a key is left out: everything binds
+// to loopback, so an unconfigured edge is never exposed by accident.
+const (
+	DefaultSIPListenUDP   = "udp://127.0.0.1:5060"
+	DefaultSIPListenTCP   = "tcp://127.0.0.1:5060"
+	DefaultMediaAddress   = "127.0.0.1"
+	DefaultRTPPortMin     = 20000
+	DefaultRTPPortMax     = 20999
+	DefaultMediaTimeout   = 30 * time.Second
+	DefaultHTTPListen     = "127.0.0.1:8080"
+	DefaultSubjectPrefix  = "callsign"
+	DefaultEmbeddedListen = "127.0.0.1:4222"
+	DefaultStorageDir     = "./data"
+	DefaultStrategy       = StrategyRoundRobin
+	DefaultRingTimeout    = 20 * time.Second
+)
+
+// StrategyRoundRobin is the only queue strategy of this version.
+const StrategyRoundRobin = "round-robin"
+
+// strategy says whether a queue strategy of the reference configuration is
+// implemented (supported) or only recognized (known), so the not-yet ones
+// are reported as such instead of as typos.
+func strategy(s string) (supported, known bool) {
+	switch s {
+	case StrategyRoundRobin:
+		return true, true
+	case "longest-idle", "fewest-calls", "ring-all":
+		return false, true
+	}
+	return false, false
+}
+
+const supportedStrategies = StrategyRoundRobin
+
+func (l *loader) config(root *yaml.Node) *Config {
+	c := &Config{
+		Path:    l.file,
+		Trunks:  map[string]*Trunk{},
+		Numbers: map[string]*Number{},
+		Flows:   map[string]*Flow{},
+		Queues:  map[string]*Queue{},
+		Agents:  map[string]*Agent{},
+	}
+	media, _ := netip.ParseAddr(DefaultMediaAddress)
+	c.Media = Media{Address: media, PortMin: DefaultRTPPortMin, PortMax: DefaultRTPPortMax, Timeout: DefaultMediaTimeout}
+	c.HTTP.Listen = DefaultHTTPListen
+	c.Events = Events{Embedded: true, EmbeddedListen: DefaultEmbeddedListen, SubjectPrefix: DefaultSubjectPrefix}
+	storage := DefaultStorageDir
+
+	var sipNode, trunksNode *yaml.Node
+	trunksOK := true
+	if !l.fields(root, "", []key{
+		{name: "sip", parse: func(_, v *yaml.Node) { sipNode = v }},
+		{name: "media", parse: func(_, v *yaml.Node) { l.media(v, &c.Media) }},
+		{name: "http", parse: func(_, v *yaml.Node) { l.http(v, &c.HTTP) }},
+		{name: "events", parse: func(_, v *yaml.Node) { l.events(v, &c.Events) }},
+		{name: "storage", parse: func(_, v *yaml.Node) { l.storage(v, &storage) }},
+		{name: "trunks", parse: func(k, v *yaml.Node) { trunksNode = k; trunksOK = l.trunks(v, c) }},
+		{name: "numbers", parse: func(_, v *yaml.Node) { l.numbers(v, c) }},
+		{name: "pools"},
+		{name: "flows", parse: func(_, v *yaml.Node) { l.flows(v, c) }},
+		{name: "queues", parse: func(_, v *yaml.Node) { l.queues(v, c) }},
+		{name: "agents", parse: func(_, v *yaml.Node) { l.agents(v, c) }},
+		{name: "recording"},
+	}) {
+		return c
+	}
+	// sip is read even when absent, because its defaults need checking.
+	l.sip(sipNode, &c.SIP)
+	c.Storage.Dir = resolvePath(l.file, storage)
+	if len(c.Trunks) == 0 && trunksOK {
+		at := trunksNode
+		if at == nil {
+			at = root
+		}
+		l.problem(at, "no trunks: at least one trunk must say which carrier addresses may place calls (trunks: {NAME: {allow: [CIDR]}})")
+	}
+	for _, check := range l.checks {
+		check()
+	}
+	return c
+}
+
+// resolvePath makes a path relative to the config file's directory, so the
+// edge finds the same files whatever directory it is started from.
+func resolvePath(file, p string) string {
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(filepath.Dir(file), p)
+	}
+	if abs, err := filepath.Abs(p); err == nil {
+		return abs
+	}
+	return filepath.Clean(p)
+}
+
+func (l *loader) sip(n *yaml.Node, s *SIP) {
+	var listenNode, advertiseNode *yaml.Node
+	var listens []Listen
+	listenSet := false
+	l.fields(n, "sip", []key{
+		{name: "listen", parse: func(_, v *yaml.Node) {
+			if isNull(resolve(v)) {
+				return
+			}
+			items, ok := l.list(v, "sip listen")
+			if !ok {
+				listenSet = true
+				return
+			}
+			listenSet = true
+			if len(items) == 0 {
+				l.problem(v, "sip listen is empty: give at least one of udp://host:port, tcp://host:port (or leave it out for %s and %s)", DefaultSIPListenUDP, DefaultSIPListenTCP)
+				return
+			}
+			listenNode = items[0]
+			seen := map[Listen]bool{}
+			for _, it := range items {
+				txt, present, ok := l.str(it, "sip listen")
+				if !present || !ok {
+					if !present {
+						l.problem(it, "sip listen has an empty entry")
+					}
+					continue
+				}
+				ln, err := parseListen(txt)
+				if err != "" {
+					l.problem(it, "sip listen %q: %s", txt, err)
+					continue
+				}
+				if seen[ln] {
+					l.problem(it, "sip listen %q is listed twice", txt)
+					continue
+				}
+				seen[ln] = true
+				listens = append(listens, ln)
+			}
+		}},
+		{name: "advertise", parse: func(_, v *yaml.Node) {
+			txt, present, ok := l.str(v, "sip advertise")
+			if !present {
+				return
+			}
+			advertiseNode = v
+			if !ok {
+				return
+			}
+			if !validHost(txt) {
+				l.problem(v, "sip advertise %q must be an IP address or host name (no scheme or port)", txt)
+				return
+			}
+			if a, err := netip.ParseAddr(txt); err == nil && a.IsUnspecified() {
+				l.problem(v, "sip advertise %q is not an address peers can reach", txt)
+				return
+			}
+			s.Advertise = txt
+		}},
+	})
+	if !listenSet {
+		for _, d := range []string{DefaultSIPListenUDP, DefaultSIPListenTCP} {
+			ln, _ := parseListen(d)
+			listens = append(listens, ln)
+		}
+	}
+	s.Listen = listens
+	if advertiseNode == nil && len(listens) > 0 {
+		host := listens[0].Addr.Addr()
+		if host.IsUnspecified() {
+			l.problem(listenNode, "sip advertise is required when sip listen binds %s: it is the address written into Via, Contact and SDP", host)
+			return
+		}
+		s.Advertise = host.String()
+	}
+}
+
+// parseListen reads "udp://host:port"; the host must be an IP literal
+// because the SIP side binds exactly that address.
+func parseListen(s string) (Listen, string) {
+	const form = "must be udp://host:port or tcp://host:port"
+	scheme, rest, ok := strings.Cut(s, "://")
+	if !ok {
+		return Listen{}, form
+	}
+	scheme = strings.ToLower(scheme)
+	if scheme != "udp" && scheme != "tcp" {
+		return Listen{}, fmt.Sprintf("transport %q is not supported (use udp or tcp)", scheme)
+	}
+	host, port, err := net.SplitHostPort(rest)
+	if err != nil {
+		return Listen{}, form
+	}
+	addr, err := netip.ParseAddr(host)
+	if err != nil || addr.Zone() != "" {
+		return Listen{}, fmt.Sprintf("host %q must be an IP address", host)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 1 || p > 65535 {
+		return Listen{}, fmt.Sprintf("port %q must be 1-65535", port)
+	}
+	return Listen{Transport: scheme, Addr: netip.AddrPortFrom(addr, uint16(p))}, ""
+}
+
+func validHost(s string) bool {
+	if _, err := netip.ParseAddr(s); err == nil {
+		return true
+	}
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(s, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// validHostPort checks a listen address for net.Listen: an empty host
+// means every interface, a host name is resolved by the listener.
+func validHostPort(s string) bool {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil || (host != "" && !validHost(host)) {
+		return false
+	}
+	p, err := strconv.Atoi(port)
+	return err == nil && p >= 0 && p <= 65535
+}
+
+func (l *loader) duration(v *yaml.Node, label string) (time.Duration, bool) {
+	txt, present, ok := l.str(v, label)
+	if !present || !ok {
+		return 0, false
+	}
+	d, err := parseDuration(txt)
+	if err != nil {
+		l.problem(v, "%s %q is not a duration (like 30s, 2m, 1h30m, 90d)", label, txt)
+		return 0, false
+	}
+	if d < 0 {
+		l.problem(v, "%s %q must not be negative", label, txt)
+		return 0, false
+	}
+	return d, true
+}
+
+func (l *loader) media(n *yaml.Node, m *Media) {
+	l.fields(n, "media", []key{
+		{name: "address", parse: func(_, v *yaml.Node) {
+			txt, present, ok := l.str(v, "media address")
+			if !present || !ok {
+				return
+			}
+			a, err := netip.ParseAddr(txt)
+			if err != nil {
+				l.problem(v, "media address %q must be an IP address", txt)
+				return
+			}
+			m.Address = a
+		}},
+		{name: "rtp_ports", parse: func(_, v *yaml.Node) {
+			txt, present, ok := l.str(v, "media rtp_ports")
+			if !present || !ok {
+				return
+			}
+			lo, hi, err := parsePortRange(txt)
+			if err != "" {
+				l.problem(v, "media rtp_ports %q: %s", txt, err)
+				return
+			}
+			m.PortMin, m.PortMax = lo, hi
+		}},
+		{name: "timeout", parse: func(_, v *yaml.Node) {
+			if d, ok := l.duration(v, "media timeout"); ok {
+				if d == 0 {
+					l.problem(v, "media timeout must be more than 0")
+					return
+				}
+				m.Timeout = d
+			}
+		}},
+	})
+}
+
+func parsePortRange(s string) (lo, hi int, problem string) {
+	a, b, ok := strings.Cut(s, "-")
+	lo, err1 := strconv.Atoi(strings.TrimSpace(a))
+	hi, err2 := strconv.Atoi(strings.TrimSpace(b))
+	switch {
+	case !ok || err1 != nil || err2 != nil:
+		return 0, 0, "must be LO-HI, like 20000-20999"
+	case lo < 1024 || hi > 65535:
+		return 0, 0, "ports must be within 1024-65535"
+	case lo >= hi:
+		return 0, 0, "LO must be less than HI"
+	case lo%2 != 0:
+		return 0, 0, "LO must be even (RTP takes the even port, RTCP the odd one above it)"
+	}
+	return lo, hi, ""
+}
+
+func (l *loader) http(n *yaml.Node, h *HTTP) {
+	l.fields(n, "http", []key{
+		{name: "listen", parse: func(_, v *yaml.Node) {
+			txt, present, ok := l.str(v, "http listen")
+			if !present || !ok {
+				return
+			}
+			if !validHostPort(txt) {
+				l.problem(v, "http listen %q must be host:port, like 127.0.0.1:8080", txt)
+				return
+			}
+			h.Listen = txt
+		}},
+		{name: "admin_token", parse: func(_, v *yaml.Node) {
+			if txt, _, ok := l.str(v, "http admin_token"); ok {
+				h.AdminToken = txt
+			}
+		}},
+	})
+}
+
+func (l *loader) events(n *yaml.Node, e *Events) {
+	l.fields(n, "events", []key{
+		{name: "nats", parse: func(_, v *yaml.Node) {
+			txt, present, ok := l.str(v, "events nats")
+			if !present || !ok {
+				return
+			}
+			if strings.TrimSpace(txt) == "embedded" {
+				e.Embedded, e.Servers = true, nil
+				return
+			}
+			var servers []string
+			for _, s := range strings.Split(txt, ",") {
+				s = strings.TrimSpace(s)
+				u, err := url.Parse(s)
+				if err != nil || (u.Scheme != "nats" && u.Scheme != "tls") || u.Host == "" {
+					l.problem(v, "events nats: %q is not a nats:// URL (give \"embedded\" or a comma-separated list like nats://10.0.0.5:4222,nats://10.0.0.6:4222)", s)
+					return
+				}
+				servers = append(servers, s)
+			}
+			e.Embedded, e.Servers = false, servers
+		}},
+		{name: "subject_prefix", parse: func(_, v *yaml.Node) {
+			txt, present, ok := l.str(v, "events subject_prefix")
+			if !present || !ok {
+				return
+			}
+			if !validSubject(txt) {
+				l.problem(v, "events subject_prefix %q must be a NATS subject: dot-separated tokens without spaces, * or >", txt)
+				return
+			}
+			e.SubjectPrefix = txt
+		}},
+		{name: "embedded_listen", parse: func(_, v *yaml.Node) {
+			txt, present, ok := l.str(v, "events embedded_listen")
+			if !present || !ok {
+				return
+			}
+			if !validHostPort(txt) {
+				l.problem(v, "events embedded_listen %q must be host:port, like 127.0.0.1:4222", txt)
+				return
+			}
+			e.EmbeddedListen = txt
+		}},
+	})
+}
+
+func validSubject(s string) bool {
+	for _, tok := range strings.Split(s, ".") {
+		if tok == "" || strings.ContainsAny(tok, " \t\r\n*>") {
+			return false
+		}
+	}
+	return true
+}
+
+func (l *loader) storage(n *yaml.Node, dir *string) {
+	l.fields(n, "storage", []key{
+		{name: "dir", parse: func(_, v *yaml.Node) {
+			txt, present, ok := l.str(v, "storage dir")
+			if !present || !ok {
+				return
+			}
+			if txt == "" {
+				l.problem(v, "storage dir must not be empty")
+				return
+			}
+			*dir = txt
+		}},
+	})
+}
+
+// entries reads a section whose keys are names (trunks, flows, ...). Names
+// are registered even when their body has problems, so references to them
+// do not pile up misleading "not defined" problems.
+func (l *loader) entries(n *yaml.Node, section string, each func(name string, k, v *yaml.Node)) bool {
+	ps, ok := l.pairs(n, section)
+	for _, p := range ps {
+		if strings.TrimSpace(p.k.Value) == "" {
+			l.problem(p.k, "empty name in %s", section)
+			continue
+		}
+		each(p.k.Value, p.k, p.v)
+	}
+	return ok
+}
+
+func (l *loader) trunks(n *yaml.Node, c *Config) bool {
+	return l.entries(n, "trunks", func(name string, k, v *yaml.Node) {
+		t := &Trunk{Name: name}
+		c.Trunks[name] = t
+		where := fmt.Sprintf("trunk %q", name)
+		hasAllow := false
+		l.fields(v, where, []key{
+			{name: "allow", parse: func(_, v *yaml.Node) {
+				hasAllow = true
+				items, ok := l.list(v, where+" allow")
+				if !ok {
+					return
+				}
+				if len(items) == 0 {
+					l.problem(v, "%s allow is empty: list the carrier's addresses (CIDR or IP)", where)
+				}
+				for _, it := range items {
+					txt, present, ok := l.str(it, where+" allow")
+					if !ok {
+						continue
+					}
+					p, err := parsePrefix(txt)
+					if !present || err != nil {
+						l.problem(it, "bad CIDR %q in %s allow", txt, where)
+						continue
+					}
+					t.Allow = append(t.Allow, p)
+				}
+			}},
+			{name: "max_calls", parse: func(_, v *yaml.Node) { t.MaxCalls, _ = l.nonNegInt(v, where+" max_calls") }},
+			{name: "cps", parse: func(_, v *yaml.Node) { t.CPS, _ = l.nonNegInt(v, where+" cps") }},
+		})
+		if !hasAllow {
+			l.problem(k, "%s has no allow: list the carrier's addresses (CIDR or IP) that may place calls", where)
+		}
+	})
+}
+
+// parsePrefix accepts a CIDR or a bare IP (one host). Host bits are masked
+// off so "10.0.0.7/8" means the 10.0.0.0/8 network as operators intend.
+func parsePrefix(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	if !strings.Contains(s, "/") {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return netip.Prefix{}, err
+		}
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return p.Masked(), nil
+}
+
+func (l *loader) numbers(n *yaml.Node, c *Config) {
+	first := map[string]*yaml.Node{}
+	l.entries(n, "numbers", func(raw string, k, v *yaml.Node) {
+		e164, err := NormalizeNumber(raw)
+		if err != nil {
+			l.problem(k, "number %q: %v", raw, err)
+			return
+		}
+		if prev, dup := first[e164]; dup {
+			l.problem(k, "number %q is a duplicate of %q (line %d): both are %s", raw, prev.Value, prev.Line, e164)
+			return
+		}
+		first[e164] = k
+		num := &Number{E164: e164}
+		c.Numbers[e164] = num
+		where := fmt.Sprintf("number %q", raw)
+		str := func(dst *string, name string) func(_, v *yaml.Node) {
+			return func(_, v *yaml.Node) {
+				if s, _, ok := l.str(v, where+" "+name); ok {
+					*dst = s
+				}
+			}
+		}
+		var flowNode *yaml.Node
+		flowOK := true
+		l.fields(v, where, []key{
+			{name: "source", parse: str(&num.Source, "source")},
+			{name: "medium", parse: str(&num.Medium, "medium")},
+			{name: "campaign", parse: str(&num.Campaign, "campaign")},
+			{name: "keyword", parse: str(&num.Keyword, "keyword")},
+			{name: "flow", parse: func(_, v *yaml.Node) {
+				flowNode = v
+				num.Flow, _, flowOK = l.str(v, where+" flow")
+			}},
+		})
+		if !flowOK {
+			return
+		}
+		if num.Flow == "" {
+			at := k
+			if flowNode != nil {
+				at = flowNode
+			}
+			l.problem(at, "%s has no flow: say which flow its calls run", where)
+			return
+		}
+		l.checks = append(l.checks, func() {
+			if _, ok := c.Flows[num.Flow]; !ok {
+				l.problem(flowNode, "%s names flow %q, which is not defined", where, num.Flow)
+			}
+		})
+	})
+}
+
+func (l *loader) flows(n *yaml.Node, c *Config) {
+	l.entries(n, "flows", func(name string, k, v *yaml.Node) {
+		f := &Flow{Name: name}
+		c.Flows[name] = f
+		where := fmt.Sprintf("flow %q", name)
+		stepsSeen := 0
+		l.fields(v, where, []key{
+			{name: "record"},
+			{name: "steps", parse: func(_, v *yaml.Node) {
+				items, ok := l.list(v, where+" steps")
+				if !ok {
+					stepsSeen = -1
+					return
+				}
+				stepsSeen = len(items)
+				for i, it := range items {
+					l.step(it, fmt.Sprintf("%s step %d", where, i+1), f, c)
+				}
+			}},
+		})
+		if stepsSeen == 0 {
+			l.problem(k, "%s has no steps: give at least one, like steps: [{queue: NAME}]", where)
+		}
+	})
+}
+
+func (l *loader) step(n *yaml.Node, where string, f *Flow, c *Config) {
+	var step Step
+	keys := []key{
+		{name: "queue", parse: func(_, v *yaml.Node) {
+			q, present, ok := l.str(v, where+" queue")
+			if !ok {
+				return
+			}
+			if !present || q == "" {
+				l.problem(v, "%s: queue needs a queue name", where)
+				return
+			}
+			step.Queue = q
+			flow := f.Name
+			l.checks = append(l.checks, func() {
+				if _, ok := c.Queues[q]; !ok {
+					l.problem(v, "flow %q names queue %q, which is not defined", flow, q)
+				}
+			})
+		}},
+		{name: "play", hint: "(supported: queue)"},
+		{name: "menu", hint: "(supported: queue)"},
+	}
+	ps, ok := l.pairs(n, where)
+	if !ok {
+		return
+	}
+	if len(ps) == 0 {
+		l.problem(n, "%s is empty: a step is one action, like {queue: NAME}", where)
+		return
+	}
+	if len(ps) > 1 {
+		l.problem(ps[1].k, "%s has both %q and %q: a step is one action, write each as its own step", where, ps[0].k.Value, ps[1].k.Value)
+	}
+	for _, p := range ps {
+		l.field(p, where, keys)
+	}
+	if step != (Step{}) {
+		f.Steps = append(f.Steps, step)
+	}
+}
+
+func (l *loader) queues(n *yaml.Node, c *Config) {
+	l.entries(n, "queues", func(name string, k, v *yaml.Node) {
+		q := &Queue{Name: name, Strategy: DefaultStrategy, RingTimeout: DefaultRingTimeout}
+		c.Queues[name] = q
+		where := fmt.Sprintf("queue %q", name)
+		agentsGiven := 0 // -1: the list itself was wrong, already reported
+		var agentsNode *yaml.Node
+		l.fields(v, where, []key{
+			{name: "strategy", parse: func(_, v *yaml.Node) {
+				s, present, ok := l.str(v, where+" strategy")
+				if !present || !ok {
+					return
+				}
+				supported, known := strategy(s)
+				switch {
+				case !known:
+					l.problem(v, "%s: unknown strategy %q (supported: %s)", where, s, supportedStrategies)
+				case !supported:
+					l.problem(v, "%s: strategy %q is not supported yet (supported: %s)", where, s, supportedStrategies)
+				default:
+					q.Strategy = s
+				}
+			}},
+			{name: "ring_timeout", parse: func(_, v *yaml.Node) {
+				if d, ok := l.duration(v, where+" ring_timeout"); ok {
+					if d == 0 {
+						l.problem(v, "%s ring_timeout must be more than 0", where)
+						return
+					}
+					q.RingTimeout = d
+				}
+			}},
+			{name: "max_wait", parse: func(_, v *yaml.Node) {
+				q.MaxWait, _ = l.duration(v, where+" max_wait")
+			}},
+			{name: "hours"},
+			{name: "after_hours"},
+			{name: "agents", parse: func(_, v *yaml.Node) {
+				agentsNode = v
+				items, ok := l.list(v, where+" agents")
+				if !ok {
+					agentsGiven = -1
+					return
+				}
+				agentsGiven = len(items)
+				seen := map[string]bool{}
+				for _, it := range items {
+					id, present, ok := l.str(it, where+" agents")
+					if !ok {
+						continue
+					}
+					if !present || id == "" {
+						l.problem(it, "%s agents has an empty entry", where)
+						continue
+					}
+					if seen[id] {
+						l.problem(it, "%s lists agent %q twice", where, id)
+						continue
+					}
+					seen[id] = true
+					q.Agents = append(q.Agents, id)
+					l.checks = append(l.checks, func() {
+						if _, ok := c.Agents[id]; !ok {
+							l.problem(it, "%s names agent %q, which is not defined", where, id)
+						}
+					})
+				}
+			}},
+		})
+		if agentsGiven == 0 {
+			at := k
+			if agentsNode != nil {
+				at = agentsNode
+			}
+			l.problem(at, "%s has no agents: its calls could never be answered", where)
+		}
+	})
+}
+
+func (l *loader) agents(n *yaml.Node, c *Config) {
+	l.entries(n, "agents", func(id string, k, v *yaml.Node) {
+		a := &Agent{ID: id, Name: id}
+		c.Agents[id] = a
+		where := fmt.Sprintf("agent %q", id)
+		reachable := false
+		l.fields(v, where, []key{
+			{name: "name", parse: func(_, v *yaml.Node) {
+				if s, present, ok := l.str(v, where+" name"); present && ok && s != "" {
+					a.Name = s
+				}
+			}},
+			{name: "sip", parse: func(k, v *yaml.Node) {
+				reachable = true
+				a.SIP = l.agentSIP(k, v, where)
+			}},
+			// An agent with only webrtc is reachable in the reference; it
+			// is reported as unsupported, not as lacking a phone.
+			{name: "webrtc", parse: nil, hint: "(supported: sip)"},
+		})
+		if !reachable && !hasKey(v, "webrtc") {
+			l.problem(k, "%s has no sip: give sip: {contact: URI} or sip: {username: NAME, password: SECRET}", where)
+		}
+	})
+}
+
+func hasKey(n *yaml.Node, name string) bool {
+	n = resolve(n)
+	if n == nil || n.Kind != yaml.MappingNode {
+		return false
+	}
+	for i := 0; i < len(n.Content); i += 2 {
+		if n.Content[i].Value == name {
+			return true
+		}
+	}
+	return false
+}
+
+func (l *loader) agentSIP(k, v *yaml.Node, where string) *AgentSIP {
+	where += " sip"
+	s := &AgentSIP{}
+	var contactNode, userNode, passNode *yaml.Node
+	// valid stays true while every value expanded: a value that failed
+	// (an unset ${VAR}) is already reported and must not also read as empty.
+	valid := true
+	str := func(dst *string, node **yaml.Node, name string) func(_, v *yaml.Node) {
+		return func(_, v *yaml.Node) {
+			txt, present, ok := l.str(v, where+" "+name)
+			if present {
+				*dst, *node = txt, v
+			}
+			valid = valid && ok
+		}
+	}
+	if !l.fields(v, where, []key{
+		{name: "contact", parse: str(&s.Contact, &contactNode, "contact")},
+		{name: "username", parse: str(&s.Username, &userNode, "username")},
+		{name: "password", parse: str(&s.Password, &passNode, "password")},
+	}) {
+		return s
+	}
+	switch {
+	case contactNode != nil && (userNode != nil || passNode != nil):
+		at := userNode
+		if at == nil {
+			at = passNode
+		}
+		l.problem(at, "%s: give either contact or username+password, not both", where)
+	case !valid:
+	case contactNode != nil:
+		if !validSIPURI(s.Contact) {
+			l.problem(contactNode, "%s contact %q is not a sip: URI with a host, like sip:carol@192.0.2.10:5060", where, s.Contact)
+		}
+	case userNode != nil:
+		if s.Username == "" {
+			l.problem(userNode, "%s username must not be empty", where)
+		}
+		if passNode == nil || s.Password == "" {
+			l.problem(userNode, "%s: username %q needs a password", where, s.Username)
+		}
+	case passNode != nil:
+		l.problem(passNode, "%s: password needs a username", where)
+	default:
+		l.problem(k, "%s needs contact, or username and password", where)
+	}
+	return s
+}
+
+// validSIPURI checks "sip:[user@]host[:port][;params][?headers]", the
+// shape the edge can dial without registration.
+func validSIPURI(s string) bool {
+	rest, ok := cutPrefixFold(s, "sip:")
+	if !ok {
+		return false
+	}
+	rest, _, _ = strings.Cut(rest, "?")
+	rest, _, _ = strings.Cut(rest, ";")
+	if i := strings.LastIndex(rest, "@"); i >= 0 {
+		rest = rest[i+1:]
+	}
+	host := rest
+	if h, port, err := net.SplitHostPort(rest); err == nil {
+		p, err := strconv.Atoi(port)
+		if err != nil || p < 1 || p > 65535 {
+			return false
+		}
+		host = h
+	} else if strings.HasPrefix(rest, "[") && strings.HasSuffix(rest, "]") {
+		host = rest[1 : len(rest)-1]
+	}
+	return host != "" && validHost(host)
+}
+
+func cutPrefixFold(s, prefix string) (string, bool) {
+	if len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix) {
+		return s[len(prefix):], true
+	}
+	return s, false
+}
+
+// Summary is the line `callsign check` prints for a valid file.
+func (c *Config) Summary() string {
+	return fmt.Sprintf("%s: ok — %s, %s, %s, %s, %s", c.Path,
+		plural(len(c.Numbers), "number"), plural(len(c.Flows), "flow"),
+		plural(len(c.Queues), "queue"), plural(len(c.Agents), "agent"),
+		plural(len(c.Trunks), "trunk"))
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}

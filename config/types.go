@@ -1,0 +1,127 @@
+// Package config holds the edge's configuration: the YAML schema, strict
+// loading with FILE:LINE:COL errors, ${VAR} expansion and validation.
+package config
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Config is one validated configuration of the edge. It is immutable once
+// Load returns it; a reload builds a new one.
+type Config struct {
+	// Path is the file the configuration was read from.
+	Path string
+
+	SIP     SIP
+	Media   Media
+	HTTP    HTTP
+	Events  Events
+	Storage Storage
+
+	// Trunks, Numbers, Flows, Queues and Agents are keyed by their name
+	// (numbers by their E.164 form, "+15550100001").
+	Trunks  map[string]*Trunk
+	Numbers map[string]*Number
+	Flows   map[string]*Flow
+	Queues  map[string]*Queue
+	Agents  map[string]*Agent
+}
+
+// Listen is one transport the SIP side answers on.
+type Listen struct {
+	Transport string         // "udp" or "tcp"
+	Addr      netip.AddrPort // host and port to bind
+}
+
+// SIP is the `sip` section.
+type SIP struct {
+	Listen []Listen
+	// Advertise is the address written into Via, Contact and SDP.
+	Advertise string
+}
+
+// Media is the `media` section.
+type Media struct {
+	Address netip.Addr
+	// PortMin and PortMax bound the RTP port range, both inclusive.
+	PortMin, PortMax int
+	// Timeout hangs up an answered call that saw no RTP this long.
+	Timeout time.Duration
+}
+
+// HTTP is the `http` section.
+type HTTP struct {
+	Listen     string
+	AdminToken string
+}
+
+// Events is the `events` section.
+type Events struct {
+	// Embedded is true for `nats: embedded`; Servers is empty then.
+	Embedded bool
+	// Servers are the NATS URLs to connect to when not embedded.
+	Servers []string
+	// EmbeddedListen is where the embedded NATS server listens
+	// (`embedded_listen`, default 127.0.0.1:4222).
+	EmbeddedListen string
+	SubjectPrefix  string
+}
+
+// Storage is the `storage` section.
+type Storage struct {
+	Dir string
+}
+
+// Trunk is one carrier allowed to place calls into the edge.
+type Trunk struct {
+	Name     string
+	Allow    []netip.Prefix
+	MaxCalls int // 0: unlimited
+	CPS      int // 0: unlimited
+}
+
+// Number is one static tracking number and the source it stands for.
+type Number struct {
+	E164     string
+	Source   string
+	Medium   string
+	Campaign string
+	Keyword  string
+	Flow     string
+}
+
+// Flow is what a caller goes through before reaching an agent.
+type Flow struct {
+	Name  string
+	Steps []Step
+}
+
+// Step is one step of a flow. Exactly one field is set.
+type Step struct {
+	Queue string
+}
+
+// Queue is a group of agents and how calls are offered to them.
+type Queue struct {
+	Name        string
+	Strategy    string // "round-robin"
+	RingTimeout time.Duration
+	MaxWait     time.Duration // 0: until every agent was tried
+	Agents      []string
+}
+
+// Agent is a person who answers calls.
+type Agent struct {
+	ID   string
+	Name string
+	SIP  *AgentSIP
+}
+
+// AgentSIP is how a SIP phone of an agent is reached: a fixed contact, or
+// a registration with username and password.
+type AgentSIP struct {
+	Contact  string
+	Username string
+	Password string
+}

@@ -1,0 +1,133 @@
+// Package ops serves what operators and their tools look at over HTTP:
+// /healthz, /readyz and Prometheus /metrics.
+package ops
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/callsign/callsign/call"
+	"github.com/rs/zerolog"
+)
+
+// Sources are where the figures of /metrics come from.
+type Sources struct {
+	ActiveCalls    func() int64
+	SIPResponses   func(f func(code int, n uint64))
+	RelayedPackets func() uint64
+	DroppedPackets func() uint64
+	RTPPortsInUse  func() int
+	Events         func() (published, failed, dropped uint64, queued int)
+	Ready          func() bool
+}
+
+// Outcomes counts ended calls by outcome and missed reason.
+type Outcomes struct {
+	mu sync.Mutex
+	n  map[[2]string]uint64
+}
+
+// NewOutcomes starts counting at zero.
+func NewOutcomes() *Outcomes { return &Outcomes{n: map[[2]string]uint64{}} }
+
+// Count adds an ended call.
+func (o *Outcomes) Count(rec *call.Record) {
+	o.mu.Lock()
+	o.n[[2]string{rec.Outcome, rec.MissedReason}]++
+	o.mu.Unlock()
+}
+
+func (o *Outcomes) write(w io.Writer) {
+	o.mu.Lock()
+	keys := make([][2]string, 0, len(o.n))
+	for k := range o.n {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		return keys[i][0]+keys[i][1] < keys[j][0]+keys[j][1]
+	})
+	for _, k := range keys {
+		fmt.Fprintf(w, "callsign_calls_total{outcome=%q,missed_reason=%q} %d\n", k[0], k[1], o.n[k])
+	}
+	o.mu.Unlock()
+}
+
+// Handler serves /healthz, /readyz and /metrics.
+func Handler(src Sources, outcomes *Outcomes) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if src.Ready != nil && !src.Ready() {
+			http.Error(w, "draining", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ready\n")
+	})
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		writeMetrics(w, src, outcomes)
+	})
+	return mux
+}
+
+func writeMetrics(w io.Writer, src Sources, outcomes *Outcomes) {
+	fmt.Fprintln(w, "# HELP callsign_active_calls Calls in progress.")
+	fmt.Fprintln(w, "# TYPE callsign_active_calls gauge")
+	fmt.Fprintf(w, "callsign_active_calls %d\n", src.ActiveCalls())
+	fmt.Fprintln(w, "# HELP callsign_calls_total Ended calls by outcome and missed reason.")
+	fmt.Fprintln(w, "# TYPE callsign_calls_total counter")
+	outcomes.write(w)
+	fmt.Fprintln(w, "# HELP callsign_sip_responses_total SIP responses the edge sent, by status code.")
+	fmt.Fprintln(w, "# TYPE callsign_sip_responses_total counter")
+	src.SIPResponses(func(code int, n uint64) {
+		fmt.Fprintf(w, "callsign_sip_responses_total{code=\"%d\"} %d\n", code, n)
+	})
+	fmt.Fprintln(w, "# HELP callsign_rtp_packets_relayed_total RTP packets relayed between call legs.")
+	fmt.Fprintln(w, "# TYPE callsign_rtp_packets_relayed_total counter")
+	fmt.Fprintf(w, "callsign_rtp_packets_relayed_total %d\n", src.RelayedPackets())
+	fmt.Fprintln(w, "# HELP callsign_rtp_packets_dropped_total RTP packets dropped (malformed, foreign source, no destination).")
+	fmt.Fprintln(w, "# TYPE callsign_rtp_packets_dropped_total counter")
+	fmt.Fprintf(w, "callsign_rtp_packets_dropped_total %d\n", src.DroppedPackets())
+	fmt.Fprintln(w, "# HELP callsign_rtp_ports_in_use RTP ports held by call legs.")
+	fmt.Fprintln(w, "# TYPE callsign_rtp_ports_in_use gauge")
+	fmt.Fprintf(w, "callsign_rtp_ports_in_use %d\n", src.RTPPortsInUse())
+	published, failed, dropped, queued := src.Events()
+	fmt.Fprintln(w, "# HELP callsign_events_total Events by what became of them.")
+	fmt.Fprintln(w, "# TYPE callsign_events_total counter")
+	fmt.Fprintf(w, "callsign_events_total{result=\"published\"} %d\n", published)
+	fmt.Fprintf(w, "callsign_events_total{result=\"failed\"} %d\n", failed)
+	fmt.Fprintf(w, "callsign_events_total{result=\"dropped\"} %d\n", dropped)
+	fmt.Fprintln(w, "# HELP callsign_events_queued Events waiting to be published.")
+	fmt.Fprintln(w, "# TYPE callsign_events_queued gauge")
+	fmt.Fprintf(w, "callsign_events_queued %d\n", queued)
+}
+
+// Serve runs the HTTP server on listen until ctx ends.
+func Serve(ctx context.Context, listen string, h http.Handler, log zerolog.Logger) (net.Addr, error) {
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return nil, fmt.Errorf("http: listen %s: %w", listen, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error().Err(err).Msg("http server stopped")
+		}
+	}()
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	return ln.Addr(), nil
+}

@@ -1,0 +1,293 @@
+// Package sip is the edge's SIP side, on sipgo: trunk admission, the
+// carrier's leg (UAS), the legs to agents' phones (UAC) and the registrar.
+// It turns SIP into call events and call decisions into SIP; what a call
+// does is the call package's business.
+package sip
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/callsign/callsign/call"
+	"github.com/callsign/callsign/config"
+	"github.com/callsign/callsign/media"
+	"github.com/callsign/callsign/routing"
+	"github.com/emiago/sipgo"
+	sipmsg "github.com/emiago/sipgo/sip"
+	"github.com/rs/zerolog"
+)
+
+// Options are what an Edge needs from its owner.
+type Options struct {
+	Config    *config.Config
+	Router    *routing.Router
+	Ports     *media.Ports
+	Meter     *media.Meter
+	Publisher call.Publisher
+	Clock     call.Clock
+	Log       zerolog.Logger
+	// NewID makes the edge's id of a new call.
+	NewID func() string
+	// OnEnd, if set, is told the final record of every call.
+	OnEnd func(*call.Record)
+}
+
+// Edge answers carriers and rings agents.
+type Edge struct {
+	log       zerolog.Logger
+	opts      Options
+	ua        *sipgo.UserAgent
+	srv       *sipgo.Server
+	client    *sipgo.Client
+	deps      call.Deps
+	registrar *Registrar
+	stats     Stats
+
+	settings atomic.Pointer[settings]
+
+	dialogs sync.Map // SIP Call-ID → *inbound or *outbound
+
+	// trunk load, by trunk name; entries live as long as the edge.
+	trunkMu   sync.Mutex
+	trunkLoad map[string]*trunkLoad
+
+	draining atomic.Bool
+	calls    sync.WaitGroup
+	active   atomic.Int64
+
+	// where the edge listens, once Start has bound: by transport
+	listenMu sync.Mutex
+	listen   map[string]netip.AddrPort
+	udpConns []net.PacketConn
+	tcpLns   []net.Listener
+}
+
+// settings are the parts of the configuration a reload may change.
+type settings struct {
+	cfg    *config.Config
+	trunks []*config.Trunk
+}
+
+// New prepares an edge; Start binds its listeners.
+func New(opts Options) (*Edge, error) {
+	e := &Edge{
+		log:       opts.Log,
+		opts:      opts,
+		trunkLoad: map[string]*trunkLoad{},
+		listen:    map[string]netip.AddrPort{},
+	}
+	e.apply(opts.Config)
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, err
+	}
+	e.registrar = newRegistrar(secret, opts.Clock, opts.Log)
+
+	ua, err := sipgo.NewUA(
+		sipgo.WithUserAgent("callsign"),
+		sipgo.WithUserAgentHostname(opts.Config.SIP.Advertise),
+		sipgo.WithUserAgentTransportLayerOptions(sipmsg.WithTransportLayerReadFilter(e.readFilter)),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("sip user agent: %w", err)
+	}
+	e.ua = ua
+	if e.srv, err = sipgo.NewServer(ua); err != nil {
+		return nil, err
+	}
+	if e.client, err = sipgo.NewClient(ua, sipgo.WithClientHostname(opts.Config.SIP.Advertise)); err != nil {
+		return nil, err
+	}
+	e.deps = call.Deps{
+		Clock:     opts.Clock,
+		Publisher: opts.Publisher,
+		Dialer:    e,
+		Bridger:   e,
+		Router:    opts.Router,
+		Log:       opts.Log,
+		OnEnd:     opts.OnEnd,
+	}
+	e.srv.OnInvite(e.onInvite)
+	e.srv.OnAck(e.onAck)
+	e.srv.OnBye(e.onBye)
+	e.srv.OnCancel(e.onCancel)
+	e.srv.OnOptions(e.onOptions)
+	e.srv.OnRegister(e.onRegister)
+	e.srv.OnNoRoute(e.onOther)
+	return e, nil
+}
+
+// apply puts a configuration in force for new calls.
+func (e *Edge) apply(cfg *config.Config) {
+	s := &settings{cfg: cfg}
+	for _, t := range cfg.Trunks {
+		s.trunks = append(s.trunks, t)
+	}
+	e.settings.Store(s)
+}
+
+// Reload puts a new configuration in force: new calls use it, calls in
+// progress keep what they started with. Listeners and ports do not change.
+func (e *Edge) Reload(cfg *config.Config) {
+	e.apply(cfg)
+}
+
+// Start binds every listener of the configuration and serves them until
+// ctx ends or Close is called.
+func (e *Edge) Start(ctx context.Context) error {
+	for _, l := range e.opts.Config.SIP.Listen {
+		switch l.Transport {
+		case "udp":
+			pc, err := net.ListenPacket("udp", l.Addr.String())
+			if err != nil {
+				return fmt.Errorf("sip: listen udp %s: %w", l.Addr, err)
+			}
+			e.udpConns = append(e.udpConns, pc)
+			e.setListen("udp", pc.LocalAddr())
+			go func() { _ = e.srv.ServeUDP(pc) }()
+		case "tcp":
+			ln, err := net.Listen("tcp", l.Addr.String())
+			if err != nil {
+				return fmt.Errorf("sip: listen tcp %s: %w", l.Addr, err)
+			}
+			e.tcpLns = append(e.tcpLns, ln)
+			e.setListen("tcp", ln.Addr())
+			go func() { _ = e.srv.ServeTCP(ln) }()
+		default:
+			return fmt.Errorf("sip: transport %q is not supported", l.Transport)
+		}
+	}
+	go func() {
+		<-ctx.Done()
+		_ = e.Close()
+	}()
+	return nil
+}
+
+func (e *Edge) setListen(transport string, a net.Addr) {
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return
+	}
+	e.listenMu.Lock()
+	if _, ok := e.listen[transport]; !ok {
+		e.listen[transport] = ap
+	}
+	e.listenMu.Unlock()
+}
+
+// ListenAddr is where the edge listens on transport ("udp", "tcp"), once
+// started.
+func (e *Edge) ListenAddr(transport string) (netip.AddrPort, bool) {
+	e.listenMu.Lock()
+	defer e.listenMu.Unlock()
+	ap, ok := e.listen[transport]
+	return ap, ok
+}
+
+// Drain stops accepting calls: new INVITEs get 503 from now on.
+func (e *Edge) Drain() { e.draining.Store(true) }
+
+// Draining reports whether the edge refuses new calls.
+func (e *Edge) Draining() bool { return e.draining.Load() }
+
+// Active is the number of calls in progress.
+func (e *Edge) Active() int64 { return e.active.Load() }
+
+// Wait returns when every call has ended, or ctx is done.
+func (e *Edge) Wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { e.calls.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// HangupAll ends every call in progress (after a drain ran out of time).
+func (e *Edge) HangupAll() {
+	e.dialogs.Range(func(_, v any) bool {
+		if in, ok := v.(*inbound); ok {
+			in.call.Post(call.Event{Kind: call.Shutdown})
+		}
+		return true
+	})
+}
+
+// Close stops the listeners.
+func (e *Edge) Close() error {
+	var errs []error
+	for _, pc := range e.udpConns {
+		errs = append(errs, pc.Close())
+	}
+	for _, ln := range e.tcpLns {
+		errs = append(errs, ln.Close())
+	}
+	errs = append(errs, e.ua.Close())
+	return errors.Join(errs...)
+}
+
+// Stats are the edge's SIP counters for /metrics.
+type Stats struct {
+	responses [700]atomic.Uint64
+}
+
+// Responses calls f for every response code the edge sent, with its count.
+func (e *Edge) Responses(f func(code int, n uint64)) {
+	for code := range e.stats.responses {
+		if n := e.stats.responses[code].Load(); n > 0 {
+			f(code, n)
+		}
+	}
+}
+
+func (e *Edge) countResponse(code int) {
+	if code >= 0 && code < len(e.stats.responses) {
+		e.stats.responses[code].Add(1)
+	}
+}
+
+// respond answers req statelessly-built within its transaction.
+func (e *Edge) respond(tx sipmsg.ServerTransaction, req *sipmsg.Request, code int, reason string, hdrs ...sipmsg.Header) {
+	res := sipmsg.NewResponseFromRequest(req, code, reason, nil)
+	for _, h := range hdrs {
+		res.AppendHeader(h)
+	}
+	e.send(tx, res)
+}
+
+func (e *Edge) send(tx sipmsg.ServerTransaction, res *sipmsg.Response) {
+	if err := tx.Respond(res); err != nil {
+		e.log.Debug().Err(err).Int("code", res.StatusCode).Msg("sending response failed")
+		return
+	}
+	e.countResponse(res.StatusCode)
+}
+
+// contact is the edge's Contact for a transport.
+func (e *Edge) contact(transport string) *sipmsg.ContactHeader {
+	port := 5060
+	if ap, ok := e.ListenAddr(sipmsg.NetworkToLower(transport)); ok {
+		port = int(ap.Port())
+	}
+	c := &sipmsg.ContactHeader{Address: sipmsg.Uri{
+		Scheme: "sip", User: "callsign", Host: e.settings.Load().cfg.SIP.Advertise, Port: port,
+	}}
+	if sipmsg.NetworkToLower(transport) == "tcp" {
+		c.Address.UriParams = sipmsg.HeaderParams{{K: "transport", V: "tcp"}}
+	}
+	return c
+}
+
+func retryAfter(seconds int) sipmsg.Header {
+	return sipmsg.NewHeader("Retry-After", strconv.Itoa(seconds))
+}

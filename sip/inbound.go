@@ -1,0 +1,260 @@
+package sip
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/callsign/callsign/call"
+	"github.com/callsign/callsign/media"
+	sipmsg "github.com/emiago/sipgo/sip"
+	"github.com/rs/zerolog"
+)
+
+// inbound is the carrier's leg of a call: the edge is its UAS.
+type inbound struct {
+	e         *Edge
+	req       *sipmsg.Request
+	tx        sipmsg.ServerTransaction
+	callID    string
+	localTag  string
+	ep        *media.Endpoint
+	codec     media.Codec
+	tePT      uint8 // the caller's telephone-event payload type, 0 if none
+	localSDP  []byte
+	call      *call.Call
+	log       *zerolog.Logger
+	ackOnce   sync.Once
+	ackCh     chan struct{}
+	closeOnce sync.Once
+	closed    chan struct{}
+
+	mu       sync.Mutex
+	answered bool
+	byeSent  bool
+	legs     []*outbound // every agent leg rung for this call
+}
+
+func (e *Edge) newInbound(req *sipmsg.Request, tx sipmsg.ServerTransaction, offer *media.Offer, codec media.Codec) (*inbound, error) {
+	ep, err := e.opts.Ports.Open()
+	if err != nil {
+		return nil, err
+	}
+	ep.SetRemote(offer.Addr)
+	in := &inbound{
+		e:        e,
+		req:      req,
+		tx:       tx,
+		callID:   callID(req),
+		localTag: sipmsg.GenerateTagN(16),
+		ep:       ep,
+		codec:    codec,
+		ackCh:    make(chan struct{}),
+		closed:   make(chan struct{}),
+	}
+	if offer.TelephoneEventOK {
+		in.tePT = offer.TelephoneEvent
+	}
+	in.localSDP = media.BuildSDP(e.mediaAddr(ep), sdpSessionID(), 1, []media.Codec{codec}, in.tePT, 20)
+	return in, nil
+}
+
+// mediaAddr is the address written in SDP for an endpoint: the advertised
+// address with the endpoint's port.
+func (e *Edge) mediaAddr(ep *media.Endpoint) netip.AddrPort {
+	if ip, err := netip.ParseAddr(e.settings.Load().cfg.SIP.Advertise); err == nil {
+		return netip.AddrPortFrom(ip, ep.LocalAddr().Port())
+	}
+	return ep.LocalAddr()
+}
+
+func (in *inbound) response(code int, reason string, body []byte) *sipmsg.Response {
+	var res *sipmsg.Response
+	if body != nil {
+		res = sipmsg.NewSDPResponseFromRequest(in.req, body)
+	} else {
+		res = sipmsg.NewResponseFromRequest(in.req, code, reason, nil)
+	}
+	if to := res.To(); to != nil && !to.Params.Has("tag") {
+		to.Params = to.Params.Add("tag", in.localTag)
+	}
+	if code > 100 && code < 300 {
+		res.AppendHeader(in.e.contact(in.req.Transport()))
+	}
+	return res
+}
+
+// Ringing sends 180 Ringing.
+func (in *inbound) Ringing() {
+	in.e.send(in.tx, in.response(180, "Ringing", nil))
+}
+
+// Answer sends 200 OK with the edge's SDP and keeps resending it until the
+// ACK comes, as RFC 3261 13.3.1.4 makes that the UAS core's job.
+func (in *inbound) Answer() error {
+	select {
+	case <-in.tx.Done():
+		return call.ErrCallerGone
+	default:
+	}
+	res := in.response(200, "OK", in.localSDP)
+	if err := in.tx.Respond(res); err != nil {
+		if errors.Is(in.tx.Err(), sipmsg.ErrTransactionCanceled) {
+			return call.ErrCallerGone
+		}
+		return err
+	}
+	in.e.countResponse(200)
+	in.mu.Lock()
+	in.answered = true
+	in.mu.Unlock()
+	go in.awaitAck(res)
+	return nil
+}
+
+func (in *inbound) awaitAck(res *sipmsg.Response) {
+	reliable := sipmsg.IsReliable(in.req.Transport())
+	interval := sipmsg.T1
+	resend := time.NewTimer(interval)
+	defer resend.Stop()
+	giveUp := time.NewTimer(64 * sipmsg.T1)
+	defer giveUp.Stop()
+	for {
+		select {
+		case <-in.ackCh:
+			return
+		case <-in.closed:
+			return
+		case <-giveUp.C:
+			in.log.Warn().Msg("no ACK for the 200 OK, ending the call")
+			in.call.Post(call.Event{Kind: call.InboundFailed})
+			return
+		case <-resend.C:
+			if !reliable {
+				_ = in.tx.Respond(res)
+			}
+			interval = min(2*interval, sipmsg.T2)
+			resend.Reset(interval)
+		}
+	}
+}
+
+func (in *inbound) acked() {
+	in.ackOnce.Do(func() { close(in.ackCh) })
+}
+
+// Reject ends the unanswered call with a final response.
+func (in *inbound) Reject(code int) {
+	reason := map[int]string{
+		480: "Temporarily Unavailable", 486: "Busy Here", 500: "Server Internal Error", 503: "Service Unavailable",
+	}[code]
+	in.e.send(in.tx, in.response(code, reason, nil))
+}
+
+// Hangup sends BYE to the carrier.
+func (in *inbound) Hangup() {
+	in.mu.Lock()
+	if in.byeSent {
+		in.mu.Unlock()
+		return
+	}
+	in.byeSent = true
+	in.mu.Unlock()
+
+	invite := in.req
+	target := invite.Recipient
+	if c := invite.Contact(); c != nil {
+		target = c.Address
+	}
+	bye := sipmsg.NewRequest(sipmsg.BYE, target)
+	// The route set of a UAS is the Record-Route of the INVITE, in order.
+	for _, h := range invite.GetHeaders("Record-Route") {
+		if rr, ok := h.(*sipmsg.RecordRouteHeader); ok {
+			bye.AppendHeader(&sipmsg.RouteHeader{Address: rr.Address})
+		}
+	}
+	if to := invite.To(); to != nil {
+		from := to.AsFrom()
+		from.Params = from.Params.Clone()
+		if !from.Params.Has("tag") {
+			from.Params = from.Params.Add("tag", in.localTag)
+		}
+		bye.AppendHeader(&from)
+	}
+	if f := invite.From(); f != nil {
+		to := f.AsTo()
+		bye.AppendHeader(&to)
+	}
+	bye.AppendHeader(sipmsg.NewHeader("Call-ID", in.callID))
+	bye.AppendHeader(&sipmsg.CSeqHeader{SeqNo: 1, MethodName: sipmsg.BYE})
+	mf := sipmsg.MaxForwardsHeader(70)
+	bye.AppendHeader(&mf)
+	bye.SetTransport(invite.Transport())
+	if len(invite.GetHeaders("Record-Route")) == 0 {
+		// Without proxies between, the carrier is where its INVITE came
+		// from; on TCP that also reuses its connection.
+		bye.SetDestination(invite.Source())
+	}
+	in.e.sendInDialog(bye, in.log)
+}
+
+// byeReceived: the carrier hung up.
+func (in *inbound) byeReceived() {
+	in.mu.Lock()
+	in.byeSent = true // the dialog is over; never answer it with a BYE
+	in.mu.Unlock()
+	in.call.Post(call.Event{Kind: call.CallerHungUp})
+}
+
+func (in *inbound) addLeg(o *outbound) {
+	in.mu.Lock()
+	in.legs = append(in.legs, o)
+	in.mu.Unlock()
+}
+
+// close frees what the call held, once it has ended.
+func (in *inbound) close() {
+	in.closeOnce.Do(func() {
+		close(in.closed)
+		in.e.dialogs.CompareAndDelete(in.callID, in)
+		in.mu.Lock()
+		legs := in.legs
+		in.mu.Unlock()
+		for _, o := range legs {
+			o.close()
+		}
+		_ = in.ep.Close()
+	})
+}
+
+// sendInDialog sends a request the edge built whole (BYE, CANCEL) and
+// reads its final response in the background: nobody waits on it.
+func (e *Edge) sendInDialog(req *sipmsg.Request, log *zerolog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 64*sipmsg.T1)
+	tx, err := e.client.TransactionRequest(ctx, req, e.prebuilt(req.Method != sipmsg.CANCEL))
+	if err != nil {
+		cancel()
+		log.Warn().Err(err).Str("method", string(req.Method)).Msg("sending request failed")
+		return
+	}
+	go func() {
+		defer cancel()
+		defer tx.Terminate()
+		for {
+			select {
+			case res := <-tx.Responses():
+				if res.IsProvisional() {
+					continue
+				}
+				log.Debug().Int("code", res.StatusCode).Str("method", string(req.Method)).Msg("final response")
+				return
+			case <-tx.Done():
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+}

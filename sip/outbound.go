@@ -1,0 +1,335 @@
+package sip
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"sync"
+
+	"github.com/callsign/callsign/call"
+	"github.com/callsign/callsign/media"
+	"github.com/emiago/sipgo"
+	sipmsg "github.com/emiago/sipgo/sip"
+	"github.com/rs/zerolog"
+)
+
+// telephone-event payload type the edge offers to agents.
+const agentTEPT = 101
+
+// outbound is a leg to an agent's phone: the edge is its UAC.
+type outbound struct {
+	e        *Edge
+	sink     call.Sink
+	agent    string
+	invite   *sipmsg.Request
+	callID   string
+	ep       *media.Endpoint
+	localSDP []byte
+	log      *zerolog.Logger
+
+	mu          sync.Mutex
+	tx          sipmsg.ClientTransaction
+	provisional bool // a 1xx came: a CANCEL may be sent
+	cancelled   bool
+	answered    bool
+	ended       bool
+	ok          *sipmsg.Response // the 200 OK
+	tePT        uint8            // the agent's telephone-event type
+	closeOnce   sync.Once
+}
+
+// errNotRegistered: the agent's phone registers, and has not.
+var errNotRegistered = errors.New("agent's phone is not registered")
+
+// Dial rings an agent's SIP phone.
+func (e *Edge) Dial(req call.DialRequest, sink call.Sink) (call.Outbound, error) {
+	in, ok := req.Inbound.(*inbound)
+	if !ok {
+		return nil, fmt.Errorf("dial: caller leg of unknown kind %T", req.Inbound)
+	}
+	agent := e.settings.Load().cfg.Agents[req.Agent]
+	if agent == nil || agent.SIP == nil {
+		return nil, fmt.Errorf("agent %q has no SIP phone", req.Agent)
+	}
+	var target sipmsg.Uri
+	if agent.SIP.Contact != "" {
+		if err := sipmsg.ParseUri(agent.SIP.Contact, &target); err != nil {
+			return nil, fmt.Errorf("agent %q contact: %w", req.Agent, err)
+		}
+	} else {
+		var ok bool
+		if target, ok = e.registrar.Lookup(agent.SIP.Username); !ok {
+			return nil, errNotRegistered
+		}
+	}
+
+	ep, err := e.opts.Ports.Open()
+	if err != nil {
+		return nil, err
+	}
+	o := &outbound{e: e, sink: sink, agent: req.Agent, ep: ep, callID: newCallID()}
+	o.log = in.log
+	o.localSDP = media.BuildSDP(e.mediaAddr(ep), sdpSessionID(), 1, []media.Codec{in.codec}, agentTEPT, 20)
+
+	invite := sipmsg.NewRequest(sipmsg.INVITE, target)
+	transport := "UDP"
+	if t, ok := target.UriParams.Get("transport"); ok && t != "" {
+		transport = sipmsg.NetworkToUpper(t)
+	}
+	invite.SetTransport(transport)
+	// The agent learns the caller's number and name, nothing else of the
+	// carrier's side.
+	from := &sipmsg.FromHeader{
+		DisplayName: req.CallerName,
+		Address:     sipmsg.Uri{Scheme: "sip", User: req.Caller, Host: e.settings.Load().cfg.SIP.Advertise},
+		Params:      sipmsg.HeaderParams{{K: "tag", V: sipmsg.GenerateTagN(16)}},
+	}
+	to := &sipmsg.ToHeader{Address: sipmsg.Uri{Scheme: "sip", User: target.User, Host: target.Host, Port: target.Port}}
+	invite.AppendHeader(from)
+	invite.AppendHeader(to)
+	invite.AppendHeader(sipmsg.NewHeader("Call-ID", o.callID))
+	invite.AppendHeader(&sipmsg.CSeqHeader{SeqNo: 1, MethodName: sipmsg.INVITE})
+	mf := sipmsg.MaxForwardsHeader(70)
+	invite.AppendHeader(&mf)
+	invite.AppendHeader(e.contact(transport))
+	invite.AppendHeader(sipmsg.NewHeader("Allow", allowMethods))
+	invite.AppendHeader(sipmsg.NewHeader("Content-Type", "application/sdp"))
+	invite.SetBody(o.localSDP)
+	o.invite = invite
+
+	e.dialogs.Store(o.callID, o)
+	in.addLeg(o)
+	tx, err := e.client.TransactionRequest(context.Background(), invite, e.prebuilt(true))
+	if err != nil {
+		e.dialogs.CompareAndDelete(o.callID, o)
+		return nil, err
+	}
+	o.tx = tx
+	go o.run(tx)
+	return o, nil
+}
+
+// run follows the INVITE transaction to its end.
+func (o *outbound) run(tx sipmsg.ClientTransaction) {
+	for {
+		select {
+		case res := <-tx.Responses():
+			switch {
+			case res.StatusCode < 200:
+				if o.onProvisional(res) {
+					o.sink.Post(call.Event{Kind: call.AgentRinging, Leg: o})
+				}
+			case res.StatusCode < 300:
+				o.onAnswer(tx, res)
+				return
+			default:
+				o.log.Debug().Str("agent", o.agent).Int("code", res.StatusCode).Msg("agent leg failed")
+				o.finish()
+				o.sink.Post(call.Event{Kind: call.AgentFailed, Leg: o, Code: res.StatusCode})
+				return
+			}
+		case <-tx.Done():
+			o.log.Debug().Str("agent", o.agent).AnErr("error", tx.Err()).Msg("agent leg transaction ended")
+			o.finish()
+			o.sink.Post(call.Event{Kind: call.AgentFailed, Leg: o})
+			return
+		}
+	}
+}
+
+// onProvisional records a 1xx; it reports whether the agent rings.
+func (o *outbound) onProvisional(res *sipmsg.Response) bool {
+	o.mu.Lock()
+	first := !o.provisional
+	o.provisional = true
+	cancel := o.cancelled && first
+	o.mu.Unlock()
+	if cancel {
+		o.sendCancel()
+	}
+	return res.StatusCode == 180 || res.StatusCode == 183
+}
+
+func (o *outbound) onAnswer(tx sipmsg.ClientTransaction, res *sipmsg.Response) {
+	o.mu.Lock()
+	o.ok = res
+	o.answered = true
+	cancelled := o.cancelled
+	o.mu.Unlock()
+
+	if offer, err := media.ParseSDP(res.Body()); err == nil {
+		o.ep.SetRemote(offer.Addr)
+		if offer.TelephoneEventOK {
+			o.tePT = offer.TelephoneEvent
+		}
+	} else {
+		o.log.Warn().Err(err).Str("agent", o.agent).Msg("agent's answer has no usable SDP")
+	}
+	ack := o.inDialogRequest(sipmsg.ACK, 1)
+	tx.OnRetransmission(func(r *sipmsg.Response) {
+		if r.StatusCode/100 == 2 {
+			_ = o.e.client.WriteRequest(ack.Clone(), o.e.prebuilt(true))
+		}
+	})
+	if err := o.e.client.WriteRequest(ack.Clone(), o.e.prebuilt(true)); err != nil {
+		o.log.Warn().Err(err).Msg("sending ACK to the agent failed")
+	}
+	if cancelled {
+		// The agent answered as the call gave up on it: end what it began.
+		o.Hangup()
+		return
+	}
+	o.sink.Post(call.Event{Kind: call.AgentAnswered, Leg: o})
+}
+
+// inDialogRequest builds a request within the dialog the 200 OK made.
+func (o *outbound) inDialogRequest(method sipmsg.RequestMethod, seq uint32) *sipmsg.Request {
+	target := o.invite.Recipient
+	if c := o.ok.Contact(); c != nil {
+		target = c.Address
+	}
+	req := sipmsg.NewRequest(method, target)
+	// The route set of a UAC is the Record-Route of the 2xx, reversed.
+	rrs := o.ok.GetHeaders("Record-Route")
+	for _, h := range slices.Backward(rrs) {
+		if rr, ok := h.(*sipmsg.RecordRouteHeader); ok {
+			req.AppendHeader(&sipmsg.RouteHeader{Address: rr.Address})
+		}
+	}
+	from := *o.invite.From()
+	req.AppendHeader(&from)
+	if to := o.ok.To(); to != nil {
+		t := *to
+		req.AppendHeader(&t)
+	}
+	req.AppendHeader(sipmsg.NewHeader("Call-ID", o.callID))
+	req.AppendHeader(&sipmsg.CSeqHeader{SeqNo: seq, MethodName: method})
+	mf := sipmsg.MaxForwardsHeader(70)
+	req.AppendHeader(&mf)
+	req.SetTransport(o.invite.Transport())
+	return req
+}
+
+// Cancel stops ringing. A CANCEL may only follow a provisional response
+// (RFC 3261 9.1); until one comes it is held back, and a phone that never
+// answered at all is given up without one.
+func (o *outbound) Cancel() {
+	o.mu.Lock()
+	if o.answered {
+		o.mu.Unlock()
+		o.Hangup()
+		return
+	}
+	if o.cancelled || o.ended {
+		o.mu.Unlock()
+		return
+	}
+	o.cancelled = true
+	provisional := o.provisional
+	o.mu.Unlock()
+	if provisional {
+		o.sendCancel()
+	}
+}
+
+func (o *outbound) sendCancel() {
+	cancel := sipmsg.NewRequest(sipmsg.CANCEL, o.invite.Recipient)
+	// Same Via (branch), From, To, Call-ID and CSeq number as the INVITE.
+	if via := o.invite.Via(); via != nil {
+		cancel.AppendHeader(via.Clone())
+	}
+	for _, name := range []string{"Route", "From", "To", "Call-ID"} {
+		sipmsg.CopyHeaders(name, o.invite, cancel)
+	}
+	cancel.AppendHeader(&sipmsg.CSeqHeader{SeqNo: o.invite.CSeq().SeqNo, MethodName: sipmsg.CANCEL})
+	mf := sipmsg.MaxForwardsHeader(70)
+	cancel.AppendHeader(&mf)
+	cancel.SetTransport(o.invite.Transport())
+	cancel.SetDestination(o.invite.Destination())
+	o.e.sendInDialog(cancel, o.log)
+}
+
+// Hangup sends BYE to the agent.
+func (o *outbound) Hangup() {
+	o.mu.Lock()
+	if o.ended || !o.answered {
+		o.mu.Unlock()
+		return
+	}
+	o.ended = true
+	o.mu.Unlock()
+	o.e.sendInDialog(o.inDialogRequest(sipmsg.BYE, 2), o.log)
+}
+
+// byeReceived: the agent hung up.
+func (o *outbound) byeReceived() {
+	o.mu.Lock()
+	o.ended = true
+	o.mu.Unlock()
+	o.sink.Post(call.Event{Kind: call.AgentHungUp, Leg: o})
+}
+
+func (o *outbound) finish() {
+	o.mu.Lock()
+	o.ended = true
+	o.mu.Unlock()
+	o.e.dialogs.CompareAndDelete(o.callID, o)
+}
+
+// close frees the leg's media and dialog once its call has ended.
+func (o *outbound) close() {
+	o.closeOnce.Do(func() {
+		o.e.dialogs.CompareAndDelete(o.callID, o)
+		o.mu.Lock()
+		if !o.answered && !o.ended && o.tx != nil && !o.provisional {
+			// Never heard from: nothing to cancel, stop the timers.
+			o.tx.Terminate()
+		}
+		o.mu.Unlock()
+		_ = o.ep.Close()
+	})
+}
+
+// prebuilt is the request option for requests the edge built whole: it
+// adds the edge's Via when asked and sends UDP from the listening socket,
+// so the phone's replies and requests come back to the edge's port.
+func (e *Edge) prebuilt(addVia bool) sipgo.ClientRequestOption {
+	return func(_ *sipgo.Client, r *sipmsg.Request) error {
+		network := sipmsg.NetworkToLower(r.Transport())
+		ap, listening := e.ListenAddr(network)
+		if addVia {
+			via := &sipmsg.ViaHeader{
+				ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: sipmsg.NetworkToUpper(network),
+				Host:   e.settings.Load().cfg.SIP.Advertise,
+				Params: sipmsg.HeaderParams{{K: "branch", V: sipmsg.GenerateBranchN(16)}, {K: "rport"}},
+			}
+			if listening {
+				via.Port = int(ap.Port())
+			}
+			r.PrependHeader(via)
+		}
+		if network == "udp" && listening {
+			r.Laddr = sipmsg.Addr{IP: net.IP(ap.Addr().AsSlice()), Port: int(ap.Port())}
+		}
+		return nil
+	}
+}
+
+// newCallID makes the Call-ID of an agent leg: random, so nothing of the
+// carrier's Call-ID reaches the agent.
+func newCallID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func sdpSessionID() uint64 {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return binary.BigEndian.Uint64(b[:]) >> 2
+}
