@@ -100,6 +100,7 @@ const (
 	ringCallerGone
 	ringMaxWait
 	ringBroken
+	ringShutdown
 )
 
 // Run drives the call from the accepted INVITE to its final record.
@@ -166,6 +167,10 @@ func (c *Call) runQueue(name string) {
 			c.deps.Router.Release(agent)
 			c.miss(MissedError, 500)
 			return
+		case ringShutdown:
+			c.deps.Router.Release(agent)
+			c.miss(MissedError, 503)
+			return
 		}
 		c.deps.Router.Release(agent)
 	}
@@ -227,6 +232,9 @@ func (c *Call) ring(agent string, timeout time.Duration) (ringResult, Outbound, 
 		case InboundFailed:
 			leg.Cancel()
 			return ringBroken, nil, finish(AttemptCancelled)
+		case Shutdown:
+			leg.Cancel()
+			return ringShutdown, nil, finish(AttemptCancelled)
 		}
 	}
 	panic("unreachable: the events channel is never closed")
