@@ -139,6 +139,9 @@ func (c *Call) runQueue(name string) {
 
 	rang, rejected := 0, 0
 	for _, agent := range c.deps.Router.Order(q) {
+		if c.endWhileIdle() {
+			return
+		}
 		if !c.deps.Router.Acquire(agent) {
 			c.log.Debug().Str("agent", agent).Msg("agent busy, skipped")
 			continue
@@ -174,6 +177,9 @@ func (c *Call) runQueue(name string) {
 		}
 		c.deps.Router.Release(agent)
 	}
+	if c.endWhileIdle() {
+		return
+	}
 	switch {
 	case rang == 0:
 		c.miss(MissedNoAgent, 480)
@@ -181,6 +187,32 @@ func (c *Call) runQueue(name string) {
 		c.miss(MissedRejected, 486)
 	default:
 		c.miss(MissedRingTimeout, 480)
+	}
+}
+
+// endWhileIdle takes the events that came while no agent was ringing, and
+// ends the call if one of them says it is over. It never waits.
+func (c *Call) endWhileIdle() bool {
+	for {
+		select {
+		case ev := <-c.events:
+			switch ev.Kind {
+			case CallerHungUp:
+				c.miss(MissedCallerHangup, 0)
+				return true
+			case maxWaitPassed:
+				c.miss(MissedRingTimeout, 480)
+				return true
+			case InboundFailed:
+				c.miss(MissedError, 500)
+				return true
+			case Shutdown:
+				c.miss(MissedError, 503)
+				return true
+			}
+		default:
+			return false
+		}
 	}
 }
 
