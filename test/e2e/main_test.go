@@ -1,0 +1,101 @@
+// Package e2e drives a real callsign edge from the outside, the way carriers
+// and agents' phones see it: sipp plays the carrier and the agents' phones,
+// tcpdump counts the RTP each side receives, and a NATS client reads the
+// events the edge publishes.
+//
+// Run with `go test ./test/e2e/` (as root, for tcpdump) or `make test`,
+// which also installs sipp and tcpdump.
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var (
+	// edgeBinary is the callsign binary built once for the whole run.
+	edgeBinary string
+	// buildErr keeps a failed build so that each test needing the edge
+	// fails with it, while tests that need only sipp still run.
+	buildErr error
+	// moduleRoot is the directory holding go.mod.
+	moduleRoot string
+	// sippDir holds the scenario files.
+	sippDir string
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	root, err := findModuleRoot()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	moduleRoot = root
+	sippDir = filepath.Join(root, "test", "sipp")
+
+	tmp, err := os.MkdirTemp("", "callsign-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	defer os.RemoveAll(tmp)
+
+	edgeBinary = filepath.Join(tmp, "callsign")
+	build := exec.Command("go", "build", "-o", edgeBinary, "./cmd/callsign")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		buildErr = fmt.Errorf("go build ./cmd/callsign: %v\n%s", err, out)
+	}
+	return m.Run()
+}
+
+func findModuleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no go.mod above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// requireTools fails (never skips) when a tool the tests drive is missing:
+// a skipped end-to-end test reads as a pass in CI.
+func requireTools(t *testing.T, tools ...string) {
+	t.Helper()
+	var missing []string
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			missing = append(missing, tool)
+		}
+	}
+	if len(missing) > 0 {
+		t.Fatalf("%s not found in PATH: run `make test`, which installs them", strings.Join(missing, " and "))
+	}
+	if _, err := os.Stat("/usr/share/sip-tester/g711a.pcap"); err != nil {
+		t.Fatalf("the scenarios play /usr/share/sip-tester/g711a.pcap (Debian sip-tester): %v; run `make test`, which installs it", err)
+	}
+}
+
+func requireEdge(t *testing.T) {
+	t.Helper()
+	requireTools(t, "sipp", "tcpdump")
+	if buildErr != nil {
+		t.Fatalf("the edge does not build: %v", buildErr)
+	}
+}

@@ -1,0 +1,107 @@
+package e2e
+
+import (
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestScenariosSippToSipp plays each carrier scenario against the phone
+// scenario (or a stand-in for the edge in test/sipp/selfcheck) it is meant
+// to meet, with no edge in between. It tells a broken scenario apart from
+// a broken edge, and proves the RTP counting works: sipp sends its pcap
+// from its -mp port, so each side must see the other's packets.
+func TestScenariosSippToSipp(t *testing.T) {
+	requireTools(t, "sipp", "tcpdump")
+
+	type side struct {
+		scenario string
+		calls    int
+		extra    []string
+	}
+	pairs := []struct {
+		name     string
+		uas, uac side
+		service  string
+		rtp      bool
+	}{
+		{"answered", side{"agent-answer.xml", 1, nil}, side{"carrier-answered.xml", 1, nil}, dialedUser, true},
+		{"agent hangs up", side{"agent-bye.xml", 1, nil}, side{"carrier-wait-bye.xml", 1, nil}, dialedUser, true},
+		{"caller cancels", side{"agent-noanswer.xml", 1, nil}, side{"carrier-cancel.xml", 1, nil}, dialedUser, false},
+		{"busy", side{"agent-busy.xml", 1, nil}, side{"carrier-expect-486.xml", 1, nil}, dialedUser, false},
+		{"403", side{"selfcheck/uas-reject.xml", 1, []string{"-set", "code", "403"}}, side{"carrier-expect-403.xml", 1, nil}, dialedUser, false},
+		{"404", side{"selfcheck/uas-reject.xml", 1, []string{"-set", "code", "404"}}, side{"carrier-expect-404.xml", 1, nil}, unknownUser, false},
+		{"480", side{"selfcheck/uas-reject.xml", 1, []string{"-set", "code", "480"}}, side{"carrier-expect-480.xml", 1, nil}, dialedUser, false},
+		{"488", side{"selfcheck/uas-reject.xml", 1, []string{"-set", "code", "488"}}, side{"carrier-g729.xml", 1, nil}, dialedUser, false},
+		{"options", side{"selfcheck/uas-options.xml", 1, nil}, side{"options.xml", 1, nil}, "", false},
+		{"register", side{"selfcheck/registrar.xml", 1, []string{"-key", "user", "bob", "-key", "pass", bobPassword}},
+			side{"register-auth.xml", 1, []string{"-au", "bob", "-ap", bobPassword}}, "bob", false},
+		{"register wrong password", side{"selfcheck/registrar.xml", 1, []string{"-key", "user", "bob", "-key", "pass", bobPassword}},
+			side{"register-wrong.xml", 1, []string{"-au", "bob", "-ap", "not-" + bobPassword}}, "bob", false},
+	}
+	for _, pc := range pairs {
+		t.Run(pc.name, func(t *testing.T) {
+			t.Parallel()
+			uas := startSipp(t, "uas", sippOpts{Scenario: pc.uas.scenario, Calls: pc.uas.calls, Timeout: 20 * time.Second, Extra: pc.uas.extra})
+			uacMedia := mediaPort(t)
+			var rtp *capture
+			if pc.rtp {
+				rtp = startCapture(t, uas.mediaPort, uacMedia)
+			}
+			uac := startSipp(t, "uac", sippOpts{
+				Scenario:  pc.uac.scenario,
+				Remote:    fmt.Sprintf("127.0.0.1:%d", uas.port),
+				Service:   pc.service,
+				Calls:     pc.uac.calls,
+				Timeout:   20 * time.Second,
+				MediaPort: uacMedia,
+				Extra:     pc.uac.extra,
+			})
+			uac.succeed(t, 25*time.Second)
+			uas.succeed(t, 10*time.Second)
+			if rtp != nil {
+				pkts := rtp.packets(t)
+				for _, dir := range []struct {
+					to, from int
+				}{{uas.mediaPort, uacMedia}, {uacMedia, uas.mediaPort}} {
+					if n := rtpTo(pkts, dir.to)[addrPort(dir.from)]; n < minRTP {
+						t.Errorf("port %d got %d RTP packets from %d, want at least %d", dir.to, n, dir.from, minRTP)
+					}
+				}
+			}
+		})
+	}
+
+	// The registering phone is rung at its contact by an INVITE it has
+	// never seen the Call-ID of, which only works through -oocsf.
+	t.Run("register then answer", func(t *testing.T) {
+		t.Parallel()
+		registrar := startSipp(t, "registrar", sippOpts{
+			Scenario: "selfcheck/registrar.xml", Calls: 1, Timeout: 20 * time.Second,
+			Extra: []string{"-key", "user", "bob", "-key", "pass", bobPassword},
+		})
+		agent := startSipp(t, "agent", sippOpts{
+			Scenario: "register-then-answer.xml",
+			Remote:   fmt.Sprintf("127.0.0.1:%d", registrar.port),
+			Service:  "bob",
+			Calls:    1,
+			Timeout:  30 * time.Second,
+			Extra: []string{
+				"-oocsf", filepath.Join(sippDir, "register-then-answer-ooc.xml"),
+				"-au", "bob", "-ap", bobPassword,
+			},
+		})
+		waitRegistered(t, agent, 10*time.Second)
+		registrar.succeed(t, 10*time.Second)
+		c := startSipp(t, "carrier", sippOpts{
+			Scenario: "carrier-answered.xml",
+			Remote:   fmt.Sprintf("127.0.0.1:%d", agent.port),
+			Service:  dialedUser,
+			Calls:    1,
+			Timeout:  20 * time.Second,
+		})
+		c.succeed(t, 25*time.Second)
+		agent.succeed(t, 10*time.Second)
+	})
+}
