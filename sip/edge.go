@@ -114,13 +114,13 @@ func New(opts Options) (*Edge, error) {
 		Log:       opts.Log,
 		OnEnd:     opts.OnEnd,
 	}
-	e.srv.OnInvite(e.onInvite)
-	e.srv.OnAck(e.onAck)
-	e.srv.OnBye(e.onBye)
-	e.srv.OnCancel(e.onCancel)
-	e.srv.OnOptions(e.onOptions)
-	e.srv.OnRegister(e.onRegister)
-	e.srv.OnNoRoute(e.onOther)
+	e.srv.OnInvite(e.sane(e.onInvite))
+	e.srv.OnAck(e.sane(e.onAck))
+	e.srv.OnBye(e.sane(e.onBye))
+	e.srv.OnCancel(e.sane(e.onCancel))
+	e.srv.OnOptions(e.sane(e.onOptions))
+	e.srv.OnRegister(e.sane(e.onRegister))
+	e.srv.OnNoRoute(e.sane(e.onOther))
 	return e, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/emiago/sipgo"
 	sipmsg "github.com/emiago/sipgo/sip"
 )
 
@@ -227,4 +228,39 @@ func statelessResponse(data []byte, code int, reason string) []byte {
 	}
 	b.WriteString("Server: callsign\r\nContent-Length: 0\r\n\r\n")
 	return []byte(b.String())
+}
+
+// sane puts the checks of checkDatagram in front of a handler for what came
+// over a stream, where the read filter sees chunks, not messages: sipgo
+// parses more than RFC 3261 allows, so its requests are checked here too.
+func (e *Edge) sane(h sipgo.RequestHandler) sipgo.RequestHandler {
+	return func(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
+		if reason := checkParsed(req); reason != "" {
+			e.log.Info().Str("source", req.Source()).Str("reason", reason).Msg("malformed request")
+			if !req.IsAck() {
+				e.respond(tx, req, 400, reason)
+			}
+			return
+		}
+		h(req, tx)
+	}
+}
+
+// checkParsed returns why a parsed request is malformed, or "".
+func checkParsed(req *sipmsg.Request) string {
+	switch {
+	case req.Via() == nil:
+		return "Missing Via"
+	case req.From() == nil:
+		return "Missing From"
+	case req.To() == nil:
+		return "Missing To"
+	case req.CallID() == nil || req.CallID().Value() == "":
+		return "Missing Call-ID"
+	case req.CSeq() == nil:
+		return "Missing CSeq"
+	case req.CSeq().MethodName != req.Method:
+		return "CSeq Method Does Not Match"
+	}
+	return ""
 }

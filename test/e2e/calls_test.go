@@ -98,6 +98,7 @@ func wantAnsweredSDP(t *testing.T, e *edge, side string, m sipMsg, otherMediaPor
 // tracking number, the edge rings the agent with its own INVITE, the agent
 // answers, audio flows both ways through the edge, the caller hangs up.
 func TestAnsweredCall(t *testing.T) {
+	t.Parallel()
 	requireEdge(t)
 	agent := startSipp(t, "carol", sippOpts{Scenario: "agent-answer.xml", Calls: 1, Timeout: 40 * time.Second})
 	e := startEdge(t, edgeConfig{
@@ -224,6 +225,7 @@ func wantMissed(t *testing.T, e *edge, c *sippProc, reason string) map[string][]
 // TestMissedRingTimeout: the only agent rings and never answers; after
 // max_wait the carrier gets 480 and the call is missed for ring_timeout.
 func TestMissedRingTimeout(t *testing.T) {
+	t.Parallel()
 	requireEdge(t)
 	// No -m: with one agent, round-robin may ring it again after its
 	// ring_timeout, before max_wait ends the call.
@@ -261,6 +263,7 @@ func TestMissedRingTimeout(t *testing.T) {
 // carrier gets 487, the agent a CANCEL, the call is missed for
 // caller_hangup.
 func TestMissedCallerHangup(t *testing.T) {
+	t.Parallel()
 	requireEdge(t)
 	agent := startSipp(t, "carol", sippOpts{Scenario: "agent-noanswer.xml", Calls: 1, Timeout: 40 * time.Second})
 	e := startEdge(t, edgeConfig{
@@ -279,6 +282,7 @@ func TestMissedCallerHangup(t *testing.T) {
 // TestMissedNoAgent: the queue's only agent is a phone that never
 // registered, so there is nobody to ring.
 func TestMissedNoAgent(t *testing.T) {
+	t.Parallel()
 	requireEdge(t)
 	e := startEdge(t, edgeConfig{
 		Queue:  queueConfig{RingTimeout: "5s", MaxWait: "10s", Agents: []string{"bob"}},
@@ -293,6 +297,7 @@ func TestMissedNoAgent(t *testing.T) {
 // one; when every agent declines the carrier gets 486 and the call is
 // missed as rejected.
 func TestBusyAgent(t *testing.T) {
+	t.Parallel()
 	t.Run("next agent answers", func(t *testing.T) {
 		requireEdge(t)
 		busy := startSipp(t, "erin", sippOpts{Scenario: "agent-busy.xml", Timeout: 40 * time.Second})
@@ -339,6 +344,7 @@ func TestBusyAgent(t *testing.T) {
 
 // TestRefusedCalls: calls the edge must refuse before anything starts.
 func TestRefusedCalls(t *testing.T) {
+	t.Parallel()
 	requireEdge(t)
 	agent := startSipp(t, "carol", sippOpts{Scenario: "agent-answer.xml", Timeout: 60 * time.Second})
 	e := startEdge(t, edgeConfig{
@@ -381,6 +387,7 @@ func TestRefusedCalls(t *testing.T) {
 // TestRegistration: a phone that fails digest auth is not reachable; one
 // that registers with the right password is rung at its contact.
 func TestRegistration(t *testing.T) {
+	t.Parallel()
 	bob := []agentConfig{{ID: "bob", Name: "Bob", Username: "bob", Password: bobPassword}}
 	queue := queueConfig{RingTimeout: "5s", MaxWait: "10s", Agents: []string{"bob"}}
 
@@ -456,6 +463,7 @@ func waitRegistered(t *testing.T, p *sippProc, within time.Duration) {
 // TestAgentHangsUp: the agent sends BYE; the edge hangs up the carrier
 // with its own BYE and records hangup_by agent.
 func TestAgentHangsUp(t *testing.T) {
+	t.Parallel()
 	requireEdge(t)
 	agent := startSipp(t, "carol", sippOpts{Scenario: "agent-bye.xml", Calls: 1, Timeout: 40 * time.Second})
 	e := startEdge(t, edgeConfig{
@@ -479,6 +487,7 @@ func TestAgentHangsUp(t *testing.T) {
 
 // TestOptions: carriers probe trunks with OPTIONS and want 200.
 func TestOptions(t *testing.T) {
+	t.Parallel()
 	requireEdge(t)
 	e := startEdge(t, edgeConfig{
 		Queue:  queueConfig{RingTimeout: "10s", Agents: []string{"bob"}},

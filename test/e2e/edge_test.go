@@ -40,6 +40,10 @@ type edgeConfig struct {
 	TrunkAllow []string
 	Queue      queueConfig
 	Agents     []agentConfig
+	// MediaTimeout is media.timeout; 30s when empty.
+	MediaTimeout string
+	// ServeArgs are extra flags of `callsign serve`, e.g. -drain-timeout.
+	ServeArgs []string
 }
 
 type queueConfig struct {
@@ -66,7 +70,7 @@ sip:
 media:
   address: 127.0.0.1
   rtp_ports: {{.RTPLow}}-{{.RTPHigh}}
-  timeout: 30s
+  timeout: {{.Cfg.MediaTimeout}}
 
 http:
   listen: 127.0.0.1:{{.HTTPPort}}
@@ -126,6 +130,7 @@ type edge struct {
 	cmd             *exec.Cmd
 	exited          chan struct{}
 	exitErr         error
+	exitedAt        time.Time // set before exited is closed
 	log             *syncBuffer
 	events          *eventLog
 }
@@ -146,6 +151,9 @@ func startEdge(t *testing.T, cfg edgeConfig) *edge {
 	}
 	if cfg.Queue.RingTimeout == "" {
 		cfg.Queue.RingTimeout = "20s"
+	}
+	if cfg.MediaTimeout == "" {
+		cfg.MediaTimeout = "30s"
 	}
 
 	e := &edge{
@@ -183,7 +191,7 @@ func startEdge(t *testing.T, cfg edgeConfig) *edge {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.cmd = exec.Command(edgeBinary, "serve", "-c", e.configPath)
+	e.cmd = exec.Command(edgeBinary, append([]string{"serve", "-c", e.configPath}, cfg.ServeArgs...)...)
 	e.cmd.Dir = e.dir
 	e.cmd.Stdout = io.MultiWriter(logFile, e.log)
 	e.cmd.Stderr = io.MultiWriter(logFile, e.log)
@@ -193,6 +201,7 @@ func startEdge(t *testing.T, cfg edgeConfig) *edge {
 	}
 	go func() {
 		e.exitErr = e.cmd.Wait()
+		e.exitedAt = time.Now()
 		logFile.Close()
 		close(e.exited)
 	}()

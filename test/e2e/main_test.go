@@ -8,6 +8,7 @@
 package e2e
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -32,7 +33,18 @@ func TestMain(m *testing.M) {
 	os.Exit(runMain(m))
 }
 
+// defaultParallel is how many tests run at once unless -parallel says
+// otherwise. The tests mostly wait (for rings, timeouts, audio), each on
+// its own edge and ports, so more run at once than there are CPUs.
+const defaultParallel = "6"
+
 func runMain(m *testing.M) int {
+	flag.Parse()
+	parallelSet := false
+	flag.Visit(func(f *flag.Flag) { parallelSet = parallelSet || f.Name == "test.parallel" })
+	if !parallelSet {
+		_ = flag.Set("test.parallel", defaultParallel)
+	}
 	root, err := findModuleRoot()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)

@@ -102,3 +102,36 @@ func waitUDPBound(t *testing.T, what string, port int, within time.Duration) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// tcpListening reports whether some socket listens on the TCP port, from
+// /proc/net/tcp (state 0A is LISTEN).
+func tcpListening(port int) bool {
+	want := fmt.Sprintf(":%04X", port)
+	for _, name := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		f, err := os.Open(name)
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			fields := strings.Fields(sc.Text())
+			if len(fields) > 3 && strings.HasSuffix(fields[1], want) && fields[3] == "0A" {
+				f.Close()
+				return true
+			}
+		}
+		f.Close()
+	}
+	return false
+}
+
+func waitTCPListening(t *testing.T, what string, port int, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !tcpListening(port) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not listen on TCP port %d within %s", what, port, within)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

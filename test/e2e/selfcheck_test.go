@@ -20,12 +20,13 @@ func TestScenariosSippToSipp(t *testing.T) {
 		calls    int
 		extra    []string
 	}
-	pairs := []struct {
+	type pair struct {
 		name     string
 		uas, uac side
 		service  string
 		rtp      bool
-	}{
+	}
+	pairs := []pair{
 		{"answered", side{"agent-answer.xml", 1, nil}, side{"carrier-answered.xml", 1, nil}, dialedUser, true},
 		{"agent hangs up", side{"agent-bye.xml", 1, nil}, side{"carrier-wait-bye.xml", 1, nil}, dialedUser, true},
 		{"caller cancels", side{"agent-noanswer.xml", 1, nil}, side{"carrier-cancel.xml", 1, nil}, dialedUser, false},
@@ -39,17 +40,35 @@ func TestScenariosSippToSipp(t *testing.T) {
 			side{"register-auth.xml", 1, []string{"-au", "bob", "-ap", bobPassword}}, "bob", false},
 		{"register wrong password", side{"selfcheck/registrar.xml", 1, []string{"-key", "user", "bob", "-key", "pass", bobPassword}},
 			side{"register-wrong.xml", 1, []string{"-au", "bob", "-ap", "not-" + bobPassword}}, "bob", false},
+		// The media-timeout scenarios send no RTP and wait for a BYE: each
+		// meets a side that hangs up by itself.
+		{"silent carrier waits for bye", side{"agent-bye.xml", 1, nil}, side{"carrier-silent-wait-bye.xml", 1, nil}, dialedUser, false},
+		{"silent agent waits for bye", side{"agent-silent-wait-bye.xml", 1, nil}, side{"carrier-answered.xml", 1, nil}, dialedUser, false},
+		{"carrier talks for -d", side{"agent-answer.xml", 1, nil}, side{"carrier-talk.xml", 1, []string{"-d", "3500"}}, dialedUser, true},
 	}
-	for _, pc := range pairs {
+	// Over TCP (-t t1 on both sides) the answered call must work as well:
+	// the edge listens on TCP and rings agents at ;transport=tcp contacts.
+	tcpPairs := []pair{
+		{"answered over tcp", side{"agent-answer.xml", 1, nil}, side{"carrier-answered.xml", 1, nil}, dialedUser, true},
+	}
+	for i, pc := range append(pairs, tcpPairs...) {
+		transport := ""
+		if i >= len(pairs) {
+			transport = "t1"
+		}
 		t.Run(pc.name, func(t *testing.T) {
 			t.Parallel()
-			uas := startSipp(t, "uas", sippOpts{Scenario: pc.uas.scenario, Calls: pc.uas.calls, Timeout: 20 * time.Second, Extra: pc.uas.extra})
+			uasCalls := pc.uas.calls
+			if transport != "" {
+				uasCalls = 0 // see below
+			}
+			uas := startSipp(t, "uas", sippOpts{Scenario: pc.uas.scenario, Calls: uasCalls, Timeout: 20 * time.Second, Extra: pc.uas.extra, Transport: transport})
 			uacMedia := mediaPort(t)
 			var rtp *capture
 			if pc.rtp {
 				rtp = startCapture(t, uas.mediaPort, uacMedia)
 			}
-			uac := startSipp(t, "uac", sippOpts{
+			uacOpts := sippOpts{
 				Scenario:  pc.uac.scenario,
 				Remote:    fmt.Sprintf("127.0.0.1:%d", uas.port),
 				Service:   pc.service,
@@ -57,9 +76,25 @@ func TestScenariosSippToSipp(t *testing.T) {
 				Timeout:   20 * time.Second,
 				MediaPort: uacMedia,
 				Extra:     pc.uac.extra,
-			})
+				Transport: transport,
+			}
+			uac := startSipp(t, "uac", uacOpts)
 			uac.succeed(t, 25*time.Second)
-			uas.succeed(t, 10*time.Second)
+			if transport == "" {
+				uas.succeed(t, 10*time.Second)
+			} else {
+				// sipp fails a call whose TCP connection closes, even in
+				// its final timewait, and the uac closes it as it exits
+				// after its last message. So the uas runs without -m and
+				// is judged by its trace: it answered the BYE.
+				uas.stop()
+				if got := len(received(uas.messages(t), isRequest("BYE"))); got != 1 {
+					t.Errorf("uas over TCP received %d BYEs, want 1", got)
+				}
+				if got := len(sentResponses(uas.messages(t), 200, "BYE")); got != 1 {
+					t.Errorf("uas over TCP sent %d 200s for the BYE, want 1", got)
+				}
+			}
 			if rtp != nil {
 				pkts := rtp.packets(t)
 				for _, dir := range []struct {

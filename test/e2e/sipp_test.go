@@ -140,8 +140,12 @@ func startSipp(t *testing.T, name string, o sippOpts) *sippProc {
 		}
 	})
 	t.Logf("sipp %s: sipp %s", name, strings.Join(args, " "))
-	if o.Remote == "" && o.Transport == "" {
+	switch {
+	case o.Remote != "":
+	case o.Transport == "":
 		waitUDPBound(t, "sipp "+name, p.port, 5*time.Second)
+	case strings.HasPrefix(o.Transport, "t"):
+		waitTCPListening(t, "sipp "+name, p.port, 5*time.Second)
 	}
 	return p
 }
@@ -152,8 +156,14 @@ func mediaPort(t *testing.T) int { return freePorts(t, 4) }
 
 func (p *sippProc) file(name string) string { return filepath.Join(p.dir, name) }
 
+// contact is the SIP URI the edge reaches this phone at; with ;transport=tcp
+// when sipp runs over TCP (-t t1).
 func (p *sippProc) contact() string {
-	return fmt.Sprintf("sip:agent@%s:%d", p.opts.LocalIP, p.port)
+	c := fmt.Sprintf("sip:agent@%s:%d", p.opts.LocalIP, p.port)
+	if strings.HasPrefix(p.opts.Transport, "t") {
+		c += ";transport=tcp"
+	}
+	return c
 }
 
 // exitCode waits for sipp to exit by itself, at most within, and returns
@@ -241,7 +251,8 @@ func (p *sippProc) report() string {
 type sipMsg struct {
 	Raw     string
 	Sent    bool
-	Start   string // request or status line
+	At      time.Time // when sipp logged it (zero when the trace had no time)
+	Start   string    // request or status line
 	Headers [][2]string
 	Body    string
 }
@@ -300,7 +311,11 @@ func (m sipMsg) String() string {
 	return dir + " " + m.Start
 }
 
-var traceSeparator = regexp.MustCompile(`(?m)^-{20,} .*\n(?:UDP|TCP|TLS|SCTP) message (sent|received) [^\n]*\n`)
+// traceSeparator heads every message of the trace:
+//
+//	----------------------------------------------- 2026-11-23 09:38:03.660435
+//	UDP message sent (326 bytes):
+var traceSeparator = regexp.MustCompile(`(?m)^-{20,} (.*)\n(?:UDP|TCP|TLS|SCTP) message (sent|received) [^\n]*\n`)
 
 // messages parses sipp's message trace.
 func (p *sippProc) messages(t *testing.T) []sipMsg {
@@ -319,7 +334,8 @@ func (p *sippProc) messages(t *testing.T) []sipMsg {
 			end = locs[i+1][0]
 		}
 		m := parseSIP(strings.TrimLeft(text[loc[1]:end], "\n"))
-		m.Sent = text[loc[2]:loc[3]] == "sent"
+		m.At, _ = time.ParseInLocation("2006-01-02 15:04:05.999999", strings.TrimSpace(text[loc[2]:loc[3]]), time.Local)
+		m.Sent = text[loc[4]:loc[5]] == "sent"
 		out = append(out, m)
 	}
 	return out
@@ -344,6 +360,18 @@ func received(msgs []sipMsg, match func(sipMsg) bool) []sipMsg {
 	var out []sipMsg
 	for _, m := range msgs {
 		if !m.Sent && match(m) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// sentResponses returns the responses sipp sent with that code to a
+// cseqMethod request.
+func sentResponses(msgs []sipMsg, code int, cseqMethod string) []sipMsg {
+	var out []sipMsg
+	for _, m := range msgs {
+		if m.Sent && m.status() == code && m.cseqMethod() == cseqMethod {
 			out = append(out, m)
 		}
 	}
