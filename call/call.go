@@ -5,6 +5,7 @@ package call
 
 import (
 	"errors"
+	"iter"
 	"slices"
 	"time"
 
@@ -19,8 +20,8 @@ var ErrCallerGone = errors.New("caller hung up")
 // Router is what a call needs of queues and agents.
 type Router interface {
 	Queue(name string) (*config.Queue, bool)
-	// Order returns the agents of q in the order this call rings them.
-	Order(q *config.Queue) []string
+	// Order yields the agents of q in the order this call rings them.
+	Order(q *config.Queue) iter.Seq[string]
 	// Acquire marks an agent as offered a call; false if it already is
 	// on one, so no agent is offered two calls at once.
 	Acquire(agent string) bool
@@ -138,7 +139,7 @@ func (c *Call) runQueue(name string) {
 	}
 
 	rang, rejected := 0, 0
-	for _, agent := range c.deps.Router.Order(q) {
+	for agent := range c.deps.Router.Order(q) {
 		if c.endWhileIdle() {
 			return
 		}

@@ -2,6 +2,7 @@ package call
 
 import (
 	"fmt"
+	"iter"
 	"slices"
 	"sync"
 	"testing"
@@ -293,7 +294,9 @@ func (r *fakeRouter) Queue(name string) (*config.Queue, bool) {
 	return q, ok
 }
 
-func (r *fakeRouter) Order(q *config.Queue) []string { return slices.Clone(q.Agents) }
+func (r *fakeRouter) Order(q *config.Queue) iter.Seq[string] {
+	return slices.Values(slices.Clone(q.Agents))
+}
 
 func (r *fakeRouter) Acquire(agent string) bool {
 	r.mu.Lock()

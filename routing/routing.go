@@ -3,6 +3,7 @@
 package routing
 
 import (
+	"iter"
 	"sync"
 	"sync/atomic"
 
@@ -77,19 +78,25 @@ func (r *Router) Queue(name string) (*config.Queue, bool) {
 }
 
 // Order is the round-robin order of q for one call: each call starts one
-// agent further than the previous call of the same queue.
-func (r *Router) Order(q *config.Queue) []string {
-	n := len(q.Agents)
+// agent further than the previous call of the same queue. It copies
+// nothing, as queues may be long and calls many.
+func (r *Router) Order(q *config.Queue) iter.Seq[string] {
+	agents := q.Agents
+	n := len(agents)
 	if n == 0 {
-		return nil
+		return func(func(string) bool) {}
 	}
 	r.mu.Lock()
 	start := r.cursor[q.Name] % n
 	r.cursor[q.Name] = start + 1
 	r.mu.Unlock()
-	order := make([]string, 0, n)
-	order = append(order, q.Agents[start:]...)
-	return append(order, q.Agents[:start]...)
+	return func(yield func(string) bool) {
+		for i := range n {
+			if !yield(agents[(start+i)%n]) {
+				return
+			}
+		}
+	}
 }
 
 // Acquire marks agent as offered a call; false if it already has one.

@@ -80,7 +80,7 @@ func TestOrderRotatesPerCallPerQueue(t *testing.T) {
 		{sales, []string{"alice", "bob", "carol"}},
 		{support, []string{"bob", "dave"}},
 	} {
-		if got := r.Order(step.q); !slices.Equal(got, step.want) {
+		if got := slices.Collect(r.Order(step.q)); !slices.Equal(got, step.want) {
 			t.Errorf("call %d to %s: order %v, want %v", i+1, step.q.Name, got, step.want)
 		}
 	}
@@ -92,7 +92,7 @@ func TestOrderRotatesPerCallPerQueue(t *testing.T) {
 func TestOrderOfEmptyQueue(t *testing.T) {
 	r := NewRouter(NewTable(testConfig()))
 	q, _ := r.Queue("empty")
-	if got := r.Order(q); len(got) != 0 {
+	if got := slices.Collect(r.Order(q)); len(got) != 0 {
 		t.Errorf("Order(empty) = %v", got)
 	}
 }
@@ -106,7 +106,7 @@ func TestOrderConcurrentCallsSpreadEvenly(t *testing.T) {
 	var wg sync.WaitGroup
 	for range calls {
 		wg.Go(func() {
-			o := r.Order(q)
+			o := slices.Collect(r.Order(q))
 			if len(o) != 3 {
 				t.Errorf("order %v", o)
 				return
@@ -140,7 +140,7 @@ func TestOrderAfterReloadShrinksQueue(t *testing.T) {
 	r.Swap(NewTable(cfg2))
 	q2, _ := r.Queue("sales")
 	for range 4 {
-		got := r.Order(q2)
+		got := slices.Collect(r.Order(q2))
 		sorted := slices.Sorted(slices.Values(got))
 		if !slices.Equal(sorted, []string{"erin", "frank"}) {
 			t.Fatalf("order after reload %v, want erin and frank", got)

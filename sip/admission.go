@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/callsign/callsign/call"
@@ -102,11 +103,25 @@ func (e *Edge) onInvite(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
 		e.active.Add(-1)
 		e.calls.Done()
 	}()
-	if !tx.OnCancel(func(*sipmsg.Request) { c.Post(call.Event{Kind: call.CallerHungUp}) }) {
+	// sipgo keeps a transaction, and so this hook, for 32 s after the call;
+	// the hook must not keep the whole call alive that long.
+	ref := &callRef{}
+	ref.c.Store(c)
+	defer ref.c.Store(nil)
+	if !tx.OnCancel(ref.hungUp) {
 		// The transaction ended between admission and now: the caller left.
 		c.Post(call.Event{Kind: call.CallerHungUp})
 	}
 	c.Run(in)
+}
+
+// callRef reaches a call while it runs, and nothing once it has ended.
+type callRef struct{ c atomic.Pointer[call.Call] }
+
+func (r *callRef) hungUp(*sipmsg.Request) {
+	if c := r.c.Load(); c != nil {
+		c.Post(call.Event{Kind: call.CallerHungUp})
+	}
 }
 
 // reinvite answers an INVITE within a dialog. Media does not move in this

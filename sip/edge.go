@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/callsign/callsign/call"
 	"github.com/callsign/callsign/config"
@@ -145,7 +146,8 @@ func (e *Edge) Start(ctx context.Context) error {
 	for _, l := range e.opts.Config.SIP.Listen {
 		switch l.Transport {
 		case "udp":
-			pc, err := net.ListenPacket("udp", l.Addr.String())
+			lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error { return growReadBuffer(c) }}
+			pc, err := lc.ListenPacket(ctx, "udp", l.Addr.String())
 			if err != nil {
 				return fmt.Errorf("sip: listen udp %s: %w", l.Addr, err)
 			}

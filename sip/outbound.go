@@ -171,9 +171,12 @@ func (o *outbound) onAnswer(tx sipmsg.ClientTransaction, res *sipmsg.Response) {
 		o.log.Warn().Err(err).Str("agent", o.agent).Msg("agent's answer has no usable SDP")
 	}
 	ack := o.inDialogRequest(sipmsg.ACK, 1)
+	// The transaction outlives the call by 32 s; its hook holds the ACK,
+	// not the leg.
+	e := o.e
 	tx.OnRetransmission(func(r *sipmsg.Response) {
 		if r.StatusCode/100 == 2 {
-			_ = o.e.client.WriteRequest(ack.Clone(), o.e.prebuilt(true))
+			_ = e.client.WriteRequest(ack.Clone(), e.prebuilt(true))
 		}
 	})
 	if err := o.e.client.WriteRequest(ack.Clone(), o.e.prebuilt(true)); err != nil {
