@@ -140,7 +140,8 @@ func (c *Call) runQueue(name string) {
 
 	rang, rejected := 0, 0
 	for agent := range c.deps.Router.Order(q) {
-		if c.endWhileIdle() {
+		if res := c.idleEvents(); res != ringNext {
+			c.stop(res)
 			return
 		}
 		if !c.deps.Router.Acquire(agent) {
@@ -154,31 +155,17 @@ func (c *Call) runQueue(name string) {
 		if attempt.Result == AttemptBusy || attempt.Result == AttemptDeclined {
 			rejected++
 		}
-		switch res {
-		case ringAnswered:
+		if res == ringAnswered {
 			c.talk(agent, leg)
-			c.deps.Router.Release(agent)
-			return
-		case ringCallerGone:
-			c.deps.Router.Release(agent)
-			c.miss(MissedCallerHangup, 0)
-			return
-		case ringMaxWait:
-			c.deps.Router.Release(agent)
-			c.miss(MissedRingTimeout, 480)
-			return
-		case ringBroken:
-			c.deps.Router.Release(agent)
-			c.miss(MissedError, 500)
-			return
-		case ringShutdown:
-			c.deps.Router.Release(agent)
-			c.miss(MissedError, 503)
-			return
 		}
 		c.deps.Router.Release(agent)
+		if res != ringNext {
+			c.stop(res)
+			return
+		}
 	}
-	if c.endWhileIdle() {
+	if res := c.idleEvents(); res != ringNext {
+		c.stop(res)
 		return
 	}
 	switch {
@@ -191,28 +178,38 @@ func (c *Call) runQueue(name string) {
 	}
 }
 
-// endWhileIdle takes the events that came while no agent was ringing, and
-// ends the call if one of them says it is over. It never waits.
-func (c *Call) endWhileIdle() bool {
+// stop ends the call for a result that leaves no agent to try.
+func (c *Call) stop(res ringResult) {
+	switch res {
+	case ringCallerGone:
+		c.miss(MissedCallerHangup, 0)
+	case ringMaxWait:
+		c.miss(MissedRingTimeout, 480)
+	case ringBroken:
+		c.miss(MissedError, 500)
+	case ringShutdown:
+		c.miss(MissedError, 503)
+	}
+}
+
+// idleEvents takes the events that came while no agent was ringing, and
+// says whether one of them ends the call. It never waits.
+func (c *Call) idleEvents() ringResult {
 	for {
 		select {
 		case ev := <-c.events:
 			switch ev.Kind {
 			case CallerHungUp:
-				c.miss(MissedCallerHangup, 0)
-				return true
+				return ringCallerGone
 			case maxWaitPassed:
-				c.miss(MissedRingTimeout, 480)
-				return true
+				return ringMaxWait
 			case InboundFailed:
-				c.miss(MissedError, 500)
-				return true
+				return ringBroken
 			case Shutdown:
-				c.miss(MissedError, 503)
-				return true
+				return ringShutdown
 			}
 		default:
-			return false
+			return ringNext
 		}
 	}
 }
