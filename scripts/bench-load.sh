@@ -1,0 +1,444 @@
+#!/usr/bin/env bash
+# bench-load.sh: sipp load runs against callsign (carrier sipp -> edge ->
+# agent sipp), at rising call rates, written up in docs/benchmarks.md.
+#
+# For each mode (a hold time) it steps through rising call rates. Every step
+# starts a fresh edge (fresh storage dir, its own config with enough agents),
+# one sipp as every agent's phone (UAS) and one sipp as the carrier (UAC)
+# placing rate x CALLS_SECONDS calls at -r rate. A step passes when at least
+# 99.9% of the calls it meant to place completed: the carrier's sipp counts
+# them successful AND the edge's log shows them clean (answered by the first
+# agent rung, ended by the caller's BYE); the first step under that ends the
+# mode. It prints a markdown table per mode and the highest passing rate.
+#
+#   hold 0 s:  INVITE, 200, ACK, BYE at once; no media.
+#   hold > 0:  the carrier streams raw A-law (the payloads of
+#              /usr/share/sip-tester/g711a.pcap) with sipp's rtp_stream,
+#              looping, PCMA 20 ms (50 packets/s), from ACK to BYE; the
+#              agent's sipp echoes every packet back (-rtp_echo), so the
+#              edge relays 50 packets/s in each direction of every call.
+#
+# Environment (all optional; defaults are the full run, ~15-25 minutes):
+#   HOLD           modes, hold times in seconds             "0 30"
+#   RATES          call rates (calls/s) for every mode      per mode, below
+#   RATES_0        rates of the 0 s mode                    "200 400 500 600 700 800 1000 1200 1500"
+#   RATES_HOLD     rates of the modes with a hold           "20 30 40 50 60 80 100 150"
+#   CALLS_SECONDS  calls per step = rate x this             20 (hold 0), 45 (hold > 0)
+#   AGENTS         agents in the config                     ceil(rate x (hold + 3) x 1.25), at least 500
+#   RTP_PORTS      the edge's media.rtp_ports               10000-65000
+#   PORT_BASE      SIP/HTTP/NATS/sipp ports are PORT_BASE + 60/80/422/70/90/100/200   7000
+#   OUT            where results go                         a new directory under ${TMPDIR:-/tmp}
+#   KEEP_GOING=1   do not stop a mode at its first failing step
+#   BIN, SIPP      the edge binary and sipp                 bin/callsign, sipp
+#
+# Quick run:  RATES="200 500" HOLD=0 CALLS_SECONDS=5 scripts/bench-load.sh
+#
+# Everything binds 127.0.0.1. Every wait is bounded and every process this
+# script starts is killed when it exits.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN=${BIN:-$ROOT/bin/callsign}
+SIPP=${SIPP:-sipp}
+HOLD=${HOLD:-"0 30"}
+RATES=${RATES:-}
+RATES_0=${RATES_0:-"200 400 500 600 700 800 1000 1200 1500"}
+RATES_HOLD=${RATES_HOLD:-"20 30 40 50 60 80 100 150"}
+CALLS_SECONDS=${CALLS_SECONDS:-}
+AGENTS=${AGENTS:-}
+RTP_PORTS=${RTP_PORTS:-10000-65000}
+PORT_BASE=${PORT_BASE:-7000}
+KEEP_GOING=${KEEP_GOING:-0}
+PCAP=${PCAP:-/usr/share/sip-tester/g711a.pcap}
+
+EDGE_SIP=$((PORT_BASE + 60))
+EDGE_HTTP=$((PORT_BASE + 80))
+EDGE_NATS=$((PORT_BASE + 422))
+UAC_SIP=$((PORT_BASE + 70))
+UAS_SIP=$((PORT_BASE + 90))
+UAC_MEDIA=$((PORT_BASE + 100))
+UAS_MEDIA=$((PORT_BASE + 200))
+NUMBER=15550100001
+PASS_PERMILLE=999 # 99.9%
+
+die() { echo "bench-load: $*" >&2; exit 1; }
+log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
+
+[ -x "$BIN" ] || die "$BIN not found: run make build first"
+command -v "$SIPP" >/dev/null || die "sipp not found (Debian package sip-tester; make test-deps installs it)"
+command -v curl >/dev/null || die "curl not found"
+[ -r "$PCAP" ] || die "$PCAP not found (Debian package sip-tester)"
+
+OUT=${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/callsign-bench-load.XXXXXX")}
+mkdir -p "$OUT" || die "cannot create $OUT"
+HZ=$(getconf CLK_TCK)
+
+# The edge holds one socket per call leg: raise the descriptor limit as far
+# as this shell may.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+NOFILE=$(ulimit -n)
+
+# ---- processes: every one started is remembered and killed on exit ----
+PIDS=()
+cleanup() {
+	local p
+	for p in "${PIDS[@]}"; do
+		kill -TERM "$p" 2>/dev/null
+	done
+	for p in "${PIDS[@]}"; do
+		for _ in 1 2 3 4 5 6 7 8 9 10; do
+			kill -0 "$p" 2>/dev/null || break
+			sleep 0.5
+		done
+		kill -KILL "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
+	PIDS=()
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+forget() { # pid: drop a pid that has ended
+	local keep=() p
+	for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+	PIDS=("${keep[@]}")
+}
+
+stop() { # pid [seconds]: TERM, then KILL after the grace time
+	local pid=$1 grace=${2:-10} i
+	kill -TERM "$pid" 2>/dev/null
+	for ((i = 0; i < grace * 4; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.25
+	done
+	kill -KILL "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	forget "$pid"
+}
+
+# ---- measurements ----
+cpu_ticks() { # utime+stime of a process, in clock ticks
+	awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+machine_ticks() { # busy and total jiffies of the whole machine
+	awk '/^cpu / { busy = $2 + $3 + $4 + $7 + $8; total = busy + $5 + $6; print busy, total }' /proc/stat
+}
+metric() { # file name: the sum of a metric over its label sets
+	awk -v m="$2" '$1 == m || index($1, m "{") == 1 { s += $NF } END { printf "%d\n", s }' "$1"
+}
+udp_drops() { # port: receive-queue drops of the UDP sockets bound to it (/proc/net/udp)
+	awk -v p="$(printf '%04X' "$1")" 'NR > 1 { split($2, a, ":"); if (a[2] == p) d += $NF } END { print d + 0 }' /proc/net/udp
+}
+edge_udp_drops() { # pid port: drops summed over the UDP sockets of a process, but the one bound to port
+	ls -l "/proc/$1/fd" 2>/dev/null | grep -o 'socket:\[[0-9]*\]' | tr -dc '0-9\n' |
+		awk -v p="$(printf '%04X' "$2")" 'NR == FNR { ino[$1] = 1; next } FNR > 1 && ($10 in ino) { split($2, a, ":"); if (a[2] != p) d += $NF } END { print d + 0 }' - /proc/net/udp
+}
+# edge_calls LOG: calls ended; of them, clean ones (answered by the first
+# agent rung, ended by the caller's BYE); calls the edge hung up for lack
+# of media; calls with an agent attempt that was not answered.
+edge_calls() {
+	awk '
+		/"message":"agent attempt"/ && !/"result":"answered"/ { match($0, /"call_id":"[^"]*"/); bad[substr($0, RSTART, RLENGTH)] = 1 }
+		/"message":"no media, hanging up"/ { nomedia++ }
+		/"message":"call ended"/ {
+			match($0, /"call_id":"[^"]*"/); ended++
+			if ($0 ~ /"outcome":"answered"/ && $0 ~ /"hangup_by":"caller"/) ok[substr($0, RSTART, RLENGTH)] = 1
+		}
+		END { n = 0; for (id in ok) if (!(id in bad)) n++; nb = 0; for (id in bad) nb++; print ended + 0, n, nomedia + 0, nb }' "$1"
+}
+metrics_to() { curl -s --max-time 3 "http://127.0.0.1:$EDGE_HTTP/metrics" >"$1" 2>/dev/null || : >"$1"; }
+
+# stat_col FILE COLUMN [ROW]: a column of a sipp -trace_stat CSV (';'),
+# by name, of the last row or of row ROW (1 = the first data row).
+stat_col() {
+	awk -F';' -v col="$2" -v row="${3:-0}" '
+		NR == 1 { for (i = 1; i <= NF; i++) if ($i == col) c = i; next }
+		c { v[NR - 1] = $c; n = NR - 1 }
+		END { if (!c || n == 0) { print ""; exit } print (row > 0 ? v[row] : v[n]) }' "$1"
+}
+
+# ---- one step ----
+gen_config() { # dir agents
+	local dir=$1 n=$2 i
+	{
+		cat <<-EOF
+			# generated by scripts/bench-load.sh
+			sip:
+			  listen: [udp://127.0.0.1:$EDGE_SIP]
+			  advertise: 127.0.0.1
+			media:
+			  address: 127.0.0.1
+			  rtp_ports: $RTP_PORTS
+			  timeout: 30s
+			http:
+			  listen: 127.0.0.1:$EDGE_HTTP
+			events:
+			  nats: embedded
+			  embedded_listen: 127.0.0.1:$EDGE_NATS
+			storage:
+			  dir: $dir/storage
+			trunks:
+			  carrier:
+			    allow: [127.0.0.1]
+			numbers:
+			  "+$NUMBER": {source: bench, medium: load, flow: bench}
+			flows:
+			  bench:
+			    steps:
+			      - queue: bench
+			queues:
+			  bench:
+			    strategy: round-robin
+			    ring_timeout: 20s
+			    agents:
+		EOF
+		for ((i = 1; i <= n; i++)); do printf '      - a%05d\n' "$i"; done
+		echo "agents:"
+		for ((i = 1; i <= n; i++)); do
+			printf '  a%05d: {sip: {contact: "sip:a%05d@127.0.0.1:%d"}}\n' "$i" "$i" "$UAS_SIP"
+		done
+	} >"$dir/callsign.yaml"
+}
+
+# run_step hold rate: runs one step, appends its row to $OUT/results.tsv
+# and returns 0 when it passed.
+run_step() {
+	local hold=$1 rate=$2
+	local cs=${CALLS_SECONDS:-$([ "$hold" -eq 0 ] && echo 20 || echo 45)}
+	local calls=$((rate * cs))
+	local agents=${AGENTS:-$(awk -v r="$rate" -v h="$hold" 'BEGIN { a = r * (h + 3) * 1.25; a = (a == int(a)) ? a : int(a) + 1; print (a < 500 ? 500 : a) }')}
+	local dir="$OUT/hold${hold}-rate${rate}"
+	mkdir -p "$dir"
+	gen_config "$dir" "$agents"
+	"$BIN" check -c "$dir/callsign.yaml" >"$dir/check.out" 2>&1 || { cat "$dir/check.out" >&2; die "generated configuration refused"; }
+
+	log "hold ${hold}s, ${rate} calls/s: ${calls} calls, ${agents} agents ($dir)"
+	"$BIN" serve -c "$dir/callsign.yaml" 2>"$dir/edge.log" &
+	local edge=$!
+	PIDS+=("$edge")
+	local i ready=0
+	for ((i = 0; i < 120; i++)); do
+		if curl -sf --max-time 1 "http://127.0.0.1:$EDGE_HTTP/readyz" >/dev/null 2>&1; then ready=1; break; fi
+		kill -0 "$edge" 2>/dev/null || break
+		sleep 0.25
+	done
+	[ "$ready" = 1 ] || { tail -5 "$dir/edge.log" >&2; die "the edge did not become ready"; }
+	sleep 2
+	local rss_idle
+	rss_idle=$(rss_kb "$edge")
+
+	# The agents' phones: one UAS for all; -l and -m far above what a step needs.
+	local audio_uas=() audio_uac=() sf_uac="$ROOT/scripts/bench/carrier.xml"
+	if [ "$hold" -gt 0 ]; then
+		audio_uas=(-rtp_echo)
+		sf_uac="$ROOT/scripts/bench/carrier-audio.xml"
+		cp "$OUT/g711a.al" "$dir/g711a.al"
+	fi
+	local limit=$((rate * (hold + 30) + 1000))
+	[ "$limit" -lt $((NOFILE - 1000)) ] || limit=$((NOFILE - 1000))
+	(cd "$dir" && exec "$SIPP" -sf "$ROOT/scripts/bench/agent.xml" -i 127.0.0.1 -p "$UAS_SIP" -mp "$UAS_MEDIA" \
+		"${audio_uas[@]}" -l $((limit * 2 < NOFILE - 1000 ? limit * 2 : NOFILE - 1000)) -nostdin -trace_stat -stf "$dir/uas-stat.csv" -fd 1 \
+		-trace_screen -screen_file "$dir/uas-screen.log" -trace_err -error_file "$dir/uas-errors.log" \
+		>"$dir/uas.out" 2>&1) &
+	local uas=$!
+	PIDS+=("$uas")
+	sleep 1
+	kill -0 "$uas" 2>/dev/null || { tail -5 "$dir/uas.out" >&2; die "the agents' sipp did not start"; }
+
+	# The carrier: rate x cs calls at -r rate; every call and the run bounded.
+	local bound=$((calls / rate + hold + 60))
+	local e0 m0 t0 a0 u0
+	e0=$(cpu_ticks "$edge")
+	a0=$(cpu_ticks "$uas")
+	m0=$(machine_ticks)
+	t0=$(date +%s.%N)
+	(cd "$dir" && exec "$SIPP" "127.0.0.1:$EDGE_SIP" -sf "$sf_uac" -s "$NUMBER" -i 127.0.0.1 -p "$UAC_SIP" -mp "$UAC_MEDIA" \
+		-r "$rate" -m "$calls" -d $((hold * 1000)) -l "$limit" -recv_timeout 32000 -timeout "${bound}s" \
+		-nostdin -trace_stat -stf "$dir/uac-stat.csv" -fd 1 -trace_screen -screen_file "$dir/uac-screen.log" \
+		-trace_err -error_file "$dir/uac-errors.log" >"$dir/uac.out" 2>&1) &
+	local uac=$!
+	PIDS+=("$uac")
+	u0=$(cpu_ticks "$uac")
+
+	# Samples every 2 s while the carrier runs: elapsed, edge RSS (kB),
+	# active calls, RTP ports in use, edge CPU ticks, receive-queue drops
+	# summed over the edge's open RTP sockets (hold > 0).
+	echo "elapsed_s rss_kb active_calls rtp_ports_in_use edge_cpu_ticks edge_rtp_socket_drops" >"$dir/samples.txt"
+	local end=$(($(date +%s) + bound + 30)) uac_cpu=0 now
+	while kill -0 "$uac" 2>/dev/null && [ "$(date +%s)" -lt "$end" ]; do
+		metrics_to "$dir/m.txt"
+		now=$(date +%s.%N)
+		uac_cpu=$(cpu_ticks "$uac")
+		echo "$(awk -v a="$now" -v b="$t0" 'BEGIN { printf "%.1f", a - b }') $(rss_kb "$edge") $(metric "$dir/m.txt" callsign_active_calls) $(metric "$dir/m.txt" callsign_rtp_ports_in_use) $(cpu_ticks "$edge") $([ "$hold" -gt 0 ] && edge_udp_drops "$edge" "$EDGE_SIP" || echo 0)" >>"$dir/samples.txt"
+		for ((i = 0; i < 8; i++)); do kill -0 "$uac" 2>/dev/null || break; sleep 0.25; done
+	done
+	local timed_out=0
+	kill -0 "$uac" 2>/dev/null && timed_out=1
+	local t1 e1 m1 a1
+	t1=$(date +%s.%N)
+	e1=$(cpu_ticks "$edge")
+	a1=$(cpu_ticks "$uas")
+	m1=$(machine_ticks)
+	[ "$timed_out" = 1 ] && { log "the carrier's sipp ran past ${bound}s: killed"; stop "$uac" 5; }
+	wait "$uac" 2>/dev/null
+	local uac_rc=$?
+	forget "$uac"
+
+	# Let the edge settle (transactions, events), then read it once more.
+	sleep 3
+	metrics_to "$dir/metrics-end.txt"
+	local drops
+	drops="$(udp_drops "$EDGE_SIP")/$(udp_drops "$UAC_SIP")/$(udp_drops "$UAS_SIP")"
+	# RTP receive-queue drops: the most seen at once on the edge's open
+	# RTP sockets (closed sockets take their count with them), and sipp's
+	# media sockets at the end.
+	local rtp_drops
+	rtp_drops="$(awk 'NR > 1 && $6 + 0 > m { m = $6 + 0 } END { print m + 0 }' "$dir/samples.txt")/$(udp_drops "$UAC_MEDIA")/$(udp_drops "$UAS_MEDIA")"
+	local rss_end
+	rss_end=$(rss_kb "$edge")
+	stop "$uas" 5
+	stop "$edge" 10
+
+	# ---- the row ----
+	local st="$dir/uac-stat.csv" created ok failed
+	created=$(stat_col "$st" "TotalCallCreated")
+	ok=$(stat_col "$st" "SuccessfulCall(C)")
+	failed=$(stat_col "$st" "FailedCall(C)")
+	created=${created:-0} ok=${ok:-0} failed=${failed:-0}
+	# The achieved rate: calls created over the time sipp took to create
+	# them. The stat file has a row a second (whole seconds); the moment the
+	# last call was created is interpolated within the second it fell in,
+	# at the creation rate of the second before.
+	local secs achieved
+	secs=$(awk -F';' -v final="$created" '
+		function sec(t,   a) { split(t, a, ":"); return a[1] * 3600 + a[2] * 60 + a[3] }
+		NR == 1 { for (i = 1; i <= NF; i++) { if ($i == "TotalCallCreated") c = i; if ($i == "ElapsedTime(C)") e = i }; next }
+		!c || !e { next }
+		$c + 0 >= final && final > 0 {
+			if (n >= 2 && pc - ppc > 0 && sec($e) > pt) { printf "%.3f\n", pt + (final - pc) / ((pc - ppc) / (pt - ppt)); exit }
+			printf "%.3f\n", sec($e); exit
+		}
+		{ ppc = pc; ppt = pt; pc = $c + 0; pt = sec($e); n++ }' "$st" 2>/dev/null)
+	secs=${secs:-0}
+	achieved=$(awk -v n="$created" -v s="$secs" 'BEGIN { if (s > 0) printf "%.0f", n / s; else print "-" }')
+	# The reasons of failed calls, from the non-zero Failed* columns.
+	local reasons
+	reasons=$(awk -F';' '
+		NR == 1 { for (i = 1; i <= NF; i++) h[i] = $i; next }
+		{ for (i in h) v[i] = $i }
+		END { for (i in h) if (h[i] ~ /^Failed.*\(C\)$/ && h[i] != "FailedCall(C)" && v[i] + 0 > 0) { r = h[i]; sub(/^Failed/, "", r); sub(/\(C\)$/, "", r); s = s (s ? "," : "") r "=" v[i] } print s }' "$st" 2>/dev/null)
+	# A call completed when the carrier's sipp completed it AND the edge
+	# saw it clean: answered by the first agent it rang, ended by the
+	# caller's BYE. sipp alone cannot tell: a retransmitted 200 OK of the
+	# INVITE satisfies its wait for the 200 of the BYE, and a caller kept
+	# waiting 20 s while the edge rings a second agent still succeeds.
+	local ended clean nomedia retried done pct pass
+	read -r ended clean nomedia retried < <(edge_calls "$dir/edge.log")
+	done=$((ok < clean ? ok : clean))
+	pct=$(awk -v ok="$done" -v n="$calls" 'BEGIN { printf "%.2f", 100 * ok / n }')
+	pass=$(awk -v ok="$done" -v n="$calls" -v p="$PASS_PERMILLE" 'BEGIN { print (ok * 1000 >= n * p) ? 1 : 0 }')
+	local uas_ok uas_failed
+	uas_ok=$(stat_col "$dir/uas-stat.csv" "SuccessfulCall(C)")
+	uas_failed=$(stat_col "$dir/uas-stat.csv" "FailedCall(C)")
+	local wall edge_cpu uas_cpu uac_cpu_pct mach
+	wall=$(awk -v a="$t1" -v b="$t0" 'BEGIN { printf "%.3f", a - b }')
+	edge_cpu=$(awk -v d=$((e1 - e0)) -v hz="$HZ" -v w="$wall" 'BEGIN { printf "%.0f", 100 * d / hz / w }')
+	uas_cpu=$(awk -v d=$((a1 - a0)) -v hz="$HZ" -v w="$wall" 'BEGIN { printf "%.0f", 100 * d / hz / w }')
+	uac_cpu_pct=$(awk -v d=$((uac_cpu - u0)) -v hz="$HZ" -v w="$wall" 'BEGIN { printf "%.0f", 100 * d / hz / w }')
+	mach=$(awk -v nc="$(nproc)" -v a="$m0" -v b="$m1" 'BEGIN { split(a, x, " "); split(b, y, " "); if (y[2] > x[2]) printf "%.0f", 100 * nc * (y[1] - x[1]) / (y[2] - x[2]); else print "-" }')
+	# Memory at steady state: the sample with the most active calls.
+	local peak_active peak_rss per_call max_rss
+	read -r peak_active peak_rss < <(awk 'NR > 1 && $3 + 0 >= best { best = $3 + 0; rss = $2 } END { print best + 0, rss + 0 }' "$dir/samples.txt")
+	max_rss=$(awk 'NR > 1 && $2 > m { m = $2 } END { print m + 0 }' "$dir/samples.txt")
+	per_call=$(awk -v a="$peak_active" -v r="$peak_rss" -v i="$rss_idle" 'BEGIN { if (a > 0) printf "%.1f", (r - i) / a; else print "-" }')
+	local answered missed relayed dropped r503
+	answered=$(awk '/^callsign_calls_total/ && /outcome="answered"/ { s += $NF } END { print s + 0 }' "$dir/metrics-end.txt")
+	missed=$(awk '/^callsign_calls_total/ && /outcome="missed"/ { s += $NF } END { print s + 0 }' "$dir/metrics-end.txt")
+	relayed=$(metric "$dir/metrics-end.txt" callsign_rtp_packets_relayed_total)
+	dropped=$(metric "$dir/metrics-end.txt" callsign_rtp_packets_dropped_total)
+	r503=$(awk '/^callsign_sip_responses_total/ && /code="503"/ { s += $NF } END { print s + 0 }' "$dir/metrics-end.txt")
+
+	# Audio: the carrier streams 50 packets/s for the hold and the agent
+	# echoes them, so a completed call should have hold x 100 packets relayed.
+	local media
+	media=$(awk -v r="$relayed" -v ok="$ok" -v h="$hold" 'BEGIN { if (h > 0 && ok > 0) printf "%.2f", 100 * r / (ok * h * 100); else print "-" }')
+	printf '%s\n' "$hold	$rate	$calls	$created	$ok	$failed	$pct	$achieved	$edge_cpu	$uac_cpu_pct	$uas_cpu	$mach	$rss_idle	$peak_active	$peak_rss	$per_call	$max_rss	$rss_end	$answered	$missed	$r503	$relayed	$dropped	$agents	$pass	${reasons:--}	$uac_rc	$timed_out	$media	$done	$clean	$nomedia	$retried	$drops	${uas_ok:-0}	${uas_failed:-0}	$ended	$rtp_drops" >>"$OUT/results.tsv"
+	log "  placed $created/$calls, sipp successful $ok, failed $failed ${reasons:+($reasons)}; edge clean $clean of $ended (media timeouts $nomedia, calls with an unanswered attempt $retried); completed $done ($pct%); SIP socket drops edge/carrier/agent $drops; agent sipp ok/failed ${uas_ok:-0}/${uas_failed:-0}; achieved ${achieved}/s; CPU edge ${edge_cpu}% carrier ${uac_cpu_pct}% agent ${uas_cpu}% machine ${mach}% (of $((100 * $(nproc)))%); RSS idle $((rss_idle / 1024)) MB, at ${peak_active} active $((peak_rss / 1024)) MB (${per_call} kB/call), end $((rss_end / 1024)) MB; RTP relayed $relayed (${media}% of expected), dropped $dropped; RTP socket drops edge(max)/carrier/agent $rtp_drops"
+	[ "$pass" = 1 ]
+}
+
+# ---- the report ----
+report() {
+	local hold=$1
+	echo
+	if [ "$hold" -eq 0 ]; then
+		echo "### Hold 0 s, no media"
+		echo
+		echo "| rate (calls/s) | calls | sipp successful / failed | edge clean / media timeouts / re-rung | completed | achieved (calls/s) | CPU edge / carrier / agent / machine | SIP socket drops edge / carrier / agent | edge RSS idle → end (MB) | sipp failures |"
+		echo "|---:|---:|---|---|---:|---:|---|---|---|---|"
+		awk -F'\t' -v h="$hold" '$1 == h { printf "| %s | %s | %s / %s | %s / %s / %s | %s%% | %s | %s%% / %s%% / %s%% / %s%% | %s | %d → %d | %s |\n", $2, $3, $5, $6, $31, $32, $33, $7, $8, $9, $10, $11, $12, $34, $13 / 1024, $18 / 1024, $26 }' "$OUT/results.tsv"
+	else
+		echo "### Hold ${hold} s, audio both ways (PCMA 20 ms)"
+		echo
+		echo "| rate (calls/s) | calls | sipp successful / failed | edge clean / media timeouts / re-rung | completed | achieved (calls/s) | CPU edge / carrier / agent / machine | active calls at peak | edge RSS idle / at peak (MB) | (RSS − idle) / active call | RTP relayed (of expected) / dropped | RTP socket drops edge (most at once) / carrier / agent | SIP socket drops edge / carrier / agent | sipp failures |"
+		echo "|---:|---:|---|---|---:|---:|---|---:|---|---:|---|---|---|---|"
+		awk -F'\t' -v h="$hold" '$1 == h { printf "| %s | %s | %s / %s | %s / %s / %s | %s%% | %s | %s%% / %s%% / %s%% / %s%% | %s | %d / %d | %s kB | %s (%s%%) / %s | %s | %s | %s |\n", $2, $3, $5, $6, $31, $32, $33, $7, $8, $9, $10, $11, $12, $14, $13 / 1024, $15 / 1024, $16, $22, $29, $23, ($38 == "" ? "-" : $38), $34, $26 }' "$OUT/results.tsv"
+	fi
+	local best
+	best=$(awk -F'\t' -v h="$hold" '$1 == h && $25 == 1 && $2 > b { b = $2 } END { print b + 0 }' "$OUT/results.tsv")
+	echo
+	if [ "$best" -gt 0 ]; then
+		echo "Highest rate with at least 99.9% of calls completed, hold ${hold} s: **${best} calls/s**."
+		if [ "$hold" -gt 0 ]; then
+			local bm
+			bm=$(awk -F'\t' -v h="$hold" '$1 == h && $25 == 1 && $29 + 0 >= 99 && $2 > b { b = $2 } END { print b + 0 }' "$OUT/results.tsv")
+			if [ "$bm" -gt 0 ]; then
+				echo "Highest of those with at least 99% of the expected RTP relayed: **${bm} calls/s**."
+			else
+				echo "None of those had at least 99% of the expected RTP relayed."
+			fi
+		fi
+	else
+		echo "Highest rate with at least 99.9% of calls completed, hold ${hold} s: none of the rates tried."
+	fi
+}
+
+# ---- main ----
+log "results in $OUT; $(nproc) cores, descriptors per process: $NOFILE"
+need_audio=0
+for h in $HOLD; do [ "$h" -gt 0 ] && need_audio=1; done
+if [ "$need_audio" = 1 ]; then
+	(cd "$ROOT" && go run ./scripts/bench/pcap2raw "$PCAP" "$OUT/g711a.al") 2>/dev/null || die "cannot convert $PCAP to raw A-law"
+fi
+: >"$OUT/results.tsv"
+{
+	echo "# machine: $(nproc) cores, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
+	echo "# $("$BIN" version 2>/dev/null); $("$SIPP" -v 2>&1 | grep -m1 -o 'SIPp v[^ ]*'); $(go version 2>/dev/null)"
+} >"$OUT/machine.txt"
+
+for hold in $HOLD; do
+	if [ -n "$RATES" ]; then
+		rates=$RATES
+	elif [ "$hold" -eq 0 ]; then
+		rates=$RATES_0
+	else
+		rates=$RATES_HOLD
+	fi
+	for rate in $rates; do
+		if ! run_step "$hold" "$rate" && [ "$KEEP_GOING" != 1 ]; then
+			log "hold ${hold}s: ${rate} calls/s fell under 99.9%, not climbing further"
+			break
+		fi
+	done
+done
+
+{
+	echo "## callsign load benchmark, $(date -u +%Y-%m-%dT%H:%MZ)"
+	echo
+	sed 's/^# /- /' "$OUT/machine.txt"
+	echo "- RTP ports $RTP_PORTS; open files per process: $NOFILE"
+	for hold in $HOLD; do report "$hold"; done
+} | tee "$OUT/report.md"
+echo
+echo "raw rows: $OUT/results.tsv; per step: $OUT/hold*-rate*/"
