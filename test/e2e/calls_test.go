@@ -443,21 +443,31 @@ func TestRegistration(t *testing.T) {
 // waitRegistered waits until the phone got the 200 for its REGISTER.
 func waitRegistered(t *testing.T, p *sippProc, within time.Duration) {
 	t.Helper()
+	waitRegisterOKs(t, p, 1, within)
+}
+
+// waitRegisterOKs waits until sipp has received n 200 OKs to its REGISTERs.
+func waitRegisterOKs(t *testing.T, p *sippProc, n int, within time.Duration) {
+	t.Helper()
 	deadline := time.Now().Add(within)
 	for time.Now().Before(deadline) {
 		select {
 		case <-p.exited:
-			t.Fatalf("sipp %s exited before it registered (%v): %s", p.name, p.exitErr, p.errorsLog())
+			t.Fatalf("sipp %s exited before its registrations were answered (%v): %s", p.name, p.exitErr, p.errorsLog())
 		default:
 		}
+		oks := 0
 		for _, m := range p.messages(t) {
 			if !m.Sent && m.status() == 200 && m.cseqMethod() == "REGISTER" {
-				return
+				oks++
 			}
+		}
+		if oks >= n {
+			return
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("sipp %s not registered within %s", p.name, within)
+	t.Fatalf("sipp %s: %d REGISTERs not answered 200 within %s", p.name, n, within)
 }
 
 // TestAgentHangsUp: the agent sends BYE; the edge hangs up the carrier
@@ -504,5 +514,35 @@ func TestOptions(t *testing.T) {
 			})
 			p.succeed(t, 15*time.Second)
 		})
+	}
+}
+
+// A phone that unregisters (Expires: 0) is no longer rung: the call finds
+// no agent, though the phone is still up and would answer.
+func TestUnregister(t *testing.T) {
+	t.Parallel()
+	requireEdge(t)
+	e := startEdge(t, edgeConfig{
+		Queue:  queueConfig{RingTimeout: "5s", MaxWait: "10s", Agents: []string{"bob"}},
+		Agents: []agentConfig{{ID: "bob", Name: "Bob", Username: "bob", Password: bobPassword}},
+	})
+	phone := startSipp(t, "bob", sippOpts{
+		Scenario: "register-unregister.xml",
+		Remote:   e.sipTarget(),
+		Service:  "bob",
+		Calls:    1,
+		Timeout:  30 * time.Second,
+		Extra: []string{
+			"-oocsf", filepath.Join(sippDir, "register-then-answer-ooc.xml"),
+			"-au", "bob", "-ap", bobPassword,
+		},
+	})
+	waitRegisterOKs(t, phone, 2, 10*time.Second)
+	c := carrier(t, e, "carrier", "carrier-expect-480.xml")
+	c.succeed(t, 45*time.Second)
+	wantMissed(t, e, c, "no_agent")
+	phone.stop()
+	if invites := received(phone.messages(t), isRequest("INVITE")); len(invites) != 0 {
+		t.Errorf("the unregistered phone was rung %d times", len(invites))
 	}
 }
