@@ -9,8 +9,10 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -128,8 +130,10 @@ func New(opts Options) (*Edge, error) {
 // apply puts a configuration in force for new calls.
 func (e *Edge) apply(cfg *config.Config) {
 	s := &settings{cfg: cfg}
-	for _, t := range cfg.Trunks {
-		s.trunks = append(s.trunks, t)
+	// In name order, so that where trunks' allow lists overlap the same
+	// trunk takes the call every time.
+	for _, name := range slices.Sorted(maps.Keys(cfg.Trunks)) {
+		s.trunks = append(s.trunks, cfg.Trunks[name])
 	}
 	e.settings.Store(s)
 }

@@ -147,10 +147,7 @@ func (in *inbound) acked() {
 
 // Reject ends the unanswered call with a final response.
 func (in *inbound) Reject(code int) {
-	reason := map[int]string{
-		480: "Temporarily Unavailable", 486: "Busy Here", 500: "Server Internal Error", 503: "Service Unavailable",
-	}[code]
-	in.e.send(in.tx, in.response(code, reason, nil))
+	in.e.send(in.tx, in.response(code, reasonPhrase(code), nil))
 }
 
 // Hangup sends BYE to the carrier.
@@ -187,7 +184,8 @@ func (in *inbound) Hangup() {
 		to := f.AsTo()
 		bye.AppendHeader(&to)
 	}
-	bye.AppendHeader(sipmsg.NewHeader("Call-ID", in.callID))
+	cid := sipmsg.CallIDHeader(in.callID)
+	bye.AppendHeader(&cid)
 	bye.AppendHeader(&sipmsg.CSeqHeader{SeqNo: 1, MethodName: sipmsg.BYE})
 	mf := sipmsg.MaxForwardsHeader(70)
 	bye.AppendHeader(&mf)
@@ -257,4 +255,18 @@ func (e *Edge) sendInDialog(req *sipmsg.Request, log *zerolog.Logger) {
 			}
 		}
 	}()
+}
+
+// reasonPhrase is the reason phrase of a final response the edge sends
+// to a caller it could not connect.
+func reasonPhrase(code int) string {
+	switch code {
+	case 480:
+		return "Temporarily Unavailable"
+	case 486:
+		return "Busy Here"
+	case 503:
+		return "Service Unavailable"
+	}
+	return "Server Internal Error"
 }

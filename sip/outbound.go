@@ -92,7 +92,8 @@ func (e *Edge) Dial(req call.DialRequest, sink call.Sink) (call.Outbound, error)
 	to := &sipmsg.ToHeader{Address: sipmsg.Uri{Scheme: "sip", User: target.User, Host: target.Host, Port: target.Port}}
 	invite.AppendHeader(from)
 	invite.AppendHeader(to)
-	invite.AppendHeader(sipmsg.NewHeader("Call-ID", o.callID))
+	cid := sipmsg.CallIDHeader(o.callID)
+	invite.AppendHeader(&cid)
 	invite.AppendHeader(&sipmsg.CSeqHeader{SeqNo: 1, MethodName: sipmsg.INVITE})
 	mf := sipmsg.MaxForwardsHeader(70)
 	invite.AppendHeader(&mf)
@@ -210,7 +211,8 @@ func (o *outbound) inDialogRequest(method sipmsg.RequestMethod, seq uint32) *sip
 		t := *to
 		req.AppendHeader(&t)
 	}
-	req.AppendHeader(sipmsg.NewHeader("Call-ID", o.callID))
+	cid := sipmsg.CallIDHeader(o.callID)
+	req.AppendHeader(&cid)
 	req.AppendHeader(&sipmsg.CSeqHeader{SeqNo: seq, MethodName: method})
 	mf := sipmsg.MaxForwardsHeader(70)
 	req.AppendHeader(&mf)
