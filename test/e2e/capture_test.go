@@ -3,6 +3,8 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -28,6 +30,8 @@ type capture struct {
 type packet struct {
 	Src, Dst netip.AddrPort
 	Len      int
+	// Payload is the UDP payload; only datagrams fills it in.
+	Payload []byte
 }
 
 // startCapture starts tcpdump for UDP to any of ports and returns once it
@@ -144,4 +148,120 @@ func rtpTo(pkts []packet, port int) map[netip.AddrPort]int {
 
 func addrPort(port int) netip.AddrPort {
 	return netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))
+}
+
+// datagrams stops the capture and returns what it saw with the UDP
+// payloads, read from the file in Go: tcpdump's text output does not show
+// RTP headers in a form worth parsing.
+func (c *capture) datagrams(t *testing.T) []packet {
+	t.Helper()
+	c.stop(t)
+	pkts, err := readPcap(c.file)
+	if err != nil {
+		t.Fatalf("reading the capture %s: %v (%s)", c.file, err, c.stderr.String())
+	}
+	return pkts
+}
+
+// readPcap returns the UDP-over-IPv4 datagrams of a classic pcap file (what
+// tcpdump -w writes; not pcapng), skipping everything else. A last record
+// cut short, as when tcpdump is killed mid-write, ends the file.
+func readPcap(path string) ([]packet, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) < 24 {
+		return nil, errors.New("shorter than a pcap file header")
+	}
+	var bo binary.ByteOrder
+	switch binary.LittleEndian.Uint32(b) {
+	case 0xa1b2c3d4, 0xa1b23c4d: // µs and ns timestamps
+		bo = binary.LittleEndian
+	case 0xd4c3b2a1, 0x4d3cb2a1:
+		bo = binary.BigEndian
+	default:
+		return nil, fmt.Errorf("not a classic pcap file (magic % x)", b[:4])
+	}
+	// The upper bits of the link type field may carry FCS information.
+	link := bo.Uint32(b[20:]) & 0xffff
+	var out []packet
+	for off := 24; off+16 <= len(b); {
+		n := int(bo.Uint32(b[off+8:]))
+		off += 16
+		if n > len(b)-off {
+			break
+		}
+		frame := b[off : off+n]
+		off += n
+		ip, ok := ipv4OfFrame(link, frame)
+		if !ok {
+			continue
+		}
+		if p, ok := udpOfIPv4(ip); ok {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// ipv4OfFrame strips the link-layer header of the link types tcpdump may
+// write for lo (Ethernet on Linux, cooked captures with -i any, BSD's
+// loopback, raw IP).
+func ipv4OfFrame(link uint32, f []byte) ([]byte, bool) {
+	switch link {
+	case 1: // EN10MB
+		if len(f) < 14 || binary.BigEndian.Uint16(f[12:]) != 0x0800 {
+			return nil, false
+		}
+		return f[14:], true
+	case 113: // LINUX_SLL
+		if len(f) < 16 || binary.BigEndian.Uint16(f[14:]) != 0x0800 {
+			return nil, false
+		}
+		return f[16:], true
+	case 276: // LINUX_SLL2
+		if len(f) < 20 || binary.BigEndian.Uint16(f[0:]) != 0x0800 {
+			return nil, false
+		}
+		return f[20:], true
+	case 0, 108: // NULL, LOOP: a 4-byte address family
+		if len(f) < 4 {
+			return nil, false
+		}
+		return f[4:], true
+	case 12, 101: // RAW
+		return f, true
+	}
+	return nil, false
+}
+
+func udpOfIPv4(ip []byte) (packet, bool) {
+	if len(ip) < 20 || ip[0]>>4 != 4 || ip[9] != 17 {
+		return packet{}, false
+	}
+	// A later fragment has no UDP header.
+	if binary.BigEndian.Uint16(ip[6:])&0x1fff != 0 {
+		return packet{}, false
+	}
+	hl := int(ip[0]&0x0f) * 4
+	if total := int(binary.BigEndian.Uint16(ip[2:])); total >= hl && total < len(ip) {
+		ip = ip[:total] // Ethernet pads short frames
+	}
+	if hl < 20 || len(ip) < hl+8 {
+		return packet{}, false
+	}
+	udp := ip[hl:]
+	src, _ := netip.AddrFromSlice(ip[12:16])
+	dst, _ := netip.AddrFromSlice(ip[16:20])
+	payload := udp[8:]
+	if ul := int(binary.BigEndian.Uint16(udp[4:])); ul >= 8 && ul-8 < len(payload) {
+		payload = payload[:ul-8]
+	}
+	return packet{
+		Src:     netip.AddrPortFrom(src, binary.BigEndian.Uint16(udp[0:])),
+		Dst:     netip.AddrPortFrom(dst, binary.BigEndian.Uint16(udp[2:])),
+		Len:     len(payload),
+		Payload: bytes.Clone(payload),
+	}, true
 }

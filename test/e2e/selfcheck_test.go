@@ -139,4 +139,55 @@ func TestScenariosSippToSipp(t *testing.T) {
 		c.succeed(t, 25*time.Second)
 		agent.succeed(t, 10*time.Second)
 	})
+
+	// With nothing in between to rewrite, the phone that answered 96 gets
+	// the caller's events on 101, as sent: what the edge has to repair in
+	// TestTelephoneEventRelay. The capture is read both by tcpdump and by
+	// the Go reader that test relies on, which must agree.
+	t.Run("dtmf, phone answers 96", func(t *testing.T) {
+		t.Parallel()
+		uas := startSipp(t, "uas", sippOpts{
+			Scenario: "agent-answer-dtmf.xml", Calls: 1, Timeout: 20 * time.Second,
+			Extra: []string{"-key", "te_pt", "96"},
+		})
+		uacMedia := mediaPort(t)
+		rtp := startCapture(t, uas.mediaPort, uacMedia)
+		uac := startSipp(t, "uac", sippOpts{
+			Scenario:  "carrier-dtmf.xml",
+			Remote:    fmt.Sprintf("127.0.0.1:%d", uas.port),
+			Service:   dialedUser,
+			Calls:     1,
+			Timeout:   20 * time.Second,
+			MediaPort: uacMedia,
+		})
+		uac.succeed(t, 25*time.Second)
+		uas.succeed(t, 10*time.Second)
+
+		pkts := rtp.datagrams(t)
+		byTcpdump := rtp.packets(t)
+		if len(byTcpdump) != len(pkts) {
+			t.Errorf("the Go pcap reader found %d datagrams, tcpdump %d", len(pkts), len(byTcpdump))
+		}
+		for i := range min(len(pkts), len(byTcpdump)) {
+			g, w := pkts[i], byTcpdump[i]
+			if g.Src != w.Src || g.Dst != w.Dst || g.Len != w.Len {
+				t.Errorf("datagram %d: the Go pcap reader has %s > %s length %d, tcpdump %s > %s length %d",
+					i, g.Src, g.Dst, g.Len, w.Src, w.Dst, w.Len)
+			}
+		}
+		between := func(from, to int) []packet {
+			var out []packet
+			for _, p := range pkts {
+				if p.Src == addrPort(from) && int(p.Dst.Port()) == to {
+					out = append(out, p)
+				}
+			}
+			return out
+		}
+		wantDTMF(t, "uas", between(uacMedia, uas.mediaPort), pcapTEPT, dtmfOf(t, carrierDTMF))
+		wantDTMF(t, "uac", between(uas.mediaPort, uacMedia), pcapTEPT, dtmfOf(t, agentDTMF))
+		if n := len(pkts) - len(between(uacMedia, uas.mediaPort)) - len(between(uas.mediaPort, uacMedia)); n != 0 {
+			t.Errorf("%d captured datagrams were not between the two media ports", n)
+		}
+	})
 }
