@@ -140,6 +140,60 @@ func TestScenariosSippToSipp(t *testing.T) {
 		agent.succeed(t, 10*time.Second)
 	})
 
+	// With nothing in between to latch, each side sends where the other's
+	// SDP says: the lying side's audio must come from its -mp port while
+	// the other side's goes to the advertised port and never reaches -mp.
+	// Otherwise TestMediaLatching could pass on scenarios that do not lie.
+	for _, lc := range []struct {
+		name         string
+		uas, uac     string
+		uacBehindNAT bool
+	}{
+		{"carrier behind NAT", "agent-answer.xml", "carrier-latch.xml", true},
+		{"agent behind NAT", "agent-answer-latch.xml", "carrier-answered.xml", false},
+	} {
+		t.Run("latching, "+lc.name, func(t *testing.T) {
+			t.Parallel()
+			sdpPort := freePorts(t, 2)
+			key := []string{"-key", "sdp_port", fmt.Sprint(sdpPort)}
+			uasExtra, uacExtra := key, []string(nil)
+			if lc.uacBehindNAT {
+				uasExtra, uacExtra = uacExtra, uasExtra
+			}
+			uas := startSipp(t, "uas", sippOpts{Scenario: lc.uas, Calls: 1, Timeout: 20 * time.Second, Extra: uasExtra})
+			uacMedia := mediaPort(t)
+			rtp := startCapture(t, uas.mediaPort, uacMedia, sdpPort)
+			uac := startSipp(t, "uac", sippOpts{
+				Scenario:  lc.uac,
+				Remote:    fmt.Sprintf("127.0.0.1:%d", uas.port),
+				Service:   dialedUser,
+				Calls:     1,
+				Timeout:   20 * time.Second,
+				MediaPort: uacMedia,
+				Extra:     uacExtra,
+			})
+			uac.succeed(t, 25*time.Second)
+			uas.succeed(t, 10*time.Second)
+			pkts := rtp.packets(t)
+
+			natted, honest := uacMedia, uas.mediaPort
+			if !lc.uacBehindNAT {
+				natted, honest = honest, natted
+			}
+			if n := rtpTo(pkts, honest)[addrPort(natted)]; n < minRTP {
+				t.Errorf("port %d got %d RTP packets from the lying side's -mp %d, want at least %d (all: %v)",
+					honest, n, natted, minRTP, rtpTo(pkts, honest))
+			}
+			if n := rtpTo(pkts, sdpPort)[addrPort(honest)]; n < minRTP {
+				t.Errorf("the advertised port %d got %d RTP packets from %d, want at least %d (all: %v)",
+					sdpPort, n, honest, minRTP, rtpTo(pkts, sdpPort))
+			}
+			if got := rtpTo(pkts, natted); len(got) != 0 {
+				t.Errorf("the lying side's -mp %d received %v; its SDP should have sent everything to %d", natted, got, sdpPort)
+			}
+		})
+	}
+
 	// With nothing in between to rewrite, the phone that answered 96 gets
 	// the caller's events on 101, as sent: what the edge has to repair in
 	// TestTelephoneEventRelay. The capture is read both by tcpdump and by
