@@ -55,13 +55,18 @@ type Config struct {
 	Servers []string
 	// SubjectPrefix is prepended to event names; "callsign" when empty.
 	SubjectPrefix string
-	// StorageDir holds the embedded server's JetStream store, in nats/.
+	// StorageDir holds the embedded server's JetStream store, in nats/,
+	// and the outbox of events not yet acked, in outbox/. Without it
+	// (external Servers only) events wait in memory and a restart loses
+	// them.
 	StorageDir string
 }
 
 // Publisher is a call.Publisher that sends events to JetStream. Publish
-// never blocks: events wait in a bounded in-memory queue that one
-// goroutine publishes, in order, retrying while NATS is unreachable.
+// never blocks: events go through a bounded in-memory queue to one
+// goroutine that appends them to the outbox on disk, and another publishes
+// the outbox, in order, retrying while NATS is unreachable. What is not
+// acked at Close stays in the outbox for the next Start.
 type Publisher struct {
 	log    zerolog.Logger
 	prefix string
@@ -75,22 +80,29 @@ type Publisher struct {
 	mu     sync.RWMutex
 	closed bool
 	queue  chan *message
+	outbox *outbox
 
 	stop    chan struct{}      // closed by Close: drain the queue and exit
 	abort   context.CancelFunc // cancels workCtx: give up on the rest
 	workCtx context.Context
-	done    chan struct{} // closed when the worker has exited
+	wdone   chan struct{} // closed when the writer has exited
+	done    chan struct{} // closed when the publishing goroutine has exited
 
 	published atomic.Uint64
 	failed    atomic.Uint64
 	dropped   atomic.Uint64
-	inflight  atomic.Int64
 }
 
 type message struct {
 	subject string
 	id      string
 	data    []byte
+
+	// Where the outbox has it: a segment and the offset just past the
+	// record, or memory when the disk could not take it.
+	seg     uint64
+	end     int64
+	fromMem bool
 }
 
 var _ call.Publisher = (*Publisher)(nil)
@@ -117,13 +129,26 @@ func Start(ctx context.Context, cfg Config, log zerolog.Logger) (*Publisher, err
 		prefix: prefix,
 		queue:  make(chan *message, queueSize),
 		stop:   make(chan struct{}),
+		wdone:  make(chan struct{}),
 		done:   make(chan struct{}),
+	}
+
+	outboxDir := ""
+	if cfg.StorageDir != "" {
+		outboxDir = filepath.Join(cfg.StorageDir, "outbox")
+	} else if !cfg.Embedded {
+		p.log.Warn().Msg("no storage dir: events wait in memory only, and a restart loses those not yet published")
+	}
+	p.outbox = openOutbox(outboxDir, p.log)
+	if n := p.outbox.queued(); n > 0 {
+		p.log.Info().Int("events", n).Str("dir", outboxDir).Msg("events of a previous run wait in the outbox; they go first")
 	}
 
 	var urls string
 	if cfg.Embedded {
 		srv, err := startServer(ctx, cfg, p.log)
 		if err != nil {
+			p.outbox.close(true)
 			return nil, err
 		}
 		p.srv = srv
@@ -164,6 +189,7 @@ func Start(ctx context.Context, cfg Config, log zerolog.Logger) (*Publisher, err
 	)
 	if err != nil {
 		p.shutdownServer()
+		p.outbox.close(true)
 		return nil, fmt.Errorf("events: connect to NATS: %w", err)
 	}
 	p.nc = nc
@@ -171,6 +197,7 @@ func Start(ctx context.Context, cfg Config, log zerolog.Logger) (*Publisher, err
 	if err != nil {
 		nc.Close()
 		p.shutdownServer()
+		p.outbox.close(true)
 		return nil, fmt.Errorf("events: jetstream: %w", err)
 	}
 	p.js = js
@@ -178,6 +205,7 @@ func Start(ctx context.Context, cfg Config, log zerolog.Logger) (*Publisher, err
 	if cfg.Embedded && !nc.IsConnected() {
 		nc.Close()
 		p.shutdownServer()
+		p.outbox.close(true)
 		return nil, fmt.Errorf("events: cannot connect to the embedded NATS at %s", p.url)
 	}
 	streamReady := false
@@ -186,6 +214,7 @@ func Start(ctx context.Context, cfg Config, log zerolog.Logger) (*Publisher, err
 			if cfg.Embedded {
 				nc.Close()
 				p.shutdownServer()
+				p.outbox.close(true)
 				return nil, err
 			}
 			p.log.Error().Err(err).Msg("ensuring the events stream; retrying in the background")
@@ -197,6 +226,10 @@ func Start(ctx context.Context, cfg Config, log zerolog.Logger) (*Publisher, err
 	}
 
 	p.workCtx, p.abort = context.WithCancel(context.Background())
+	go func() {
+		defer close(p.wdone)
+		runWriter(p.queue, p.stop, p.outbox)
+	}()
 	go p.run(streamReady)
 	return p, nil
 }
@@ -328,54 +361,77 @@ func (p *Publisher) Publish(event string, at time.Time, rec call.Record) {
 	}
 }
 
-// run is the one goroutine that publishes, so events leave in the order
-// they were queued.
-//
-// TODO: a durable outbox under StorageDir (as the contract promises) so
-// that queued events survive a restart; for now they live in memory only.
+// run is the one goroutine that publishes, reading the outbox in order,
+// so events leave in the order they were queued. It exits when the writer
+// has put everything of a closed Publisher into the outbox and all of it
+// is acked, or when Close gives up.
 func (p *Publisher) run(streamReady bool) {
 	defer close(p.done)
+	backoff := minBackoff
 	for {
-		var m *message
-		select {
-		case m = <-p.queue:
-		case <-p.stop:
+		m, err := p.outbox.next()
+		if err != nil {
+			p.log.Error().Err(err).Msg("reading the events outbox; retrying")
+			if !p.sleep(backoff) {
+				return
+			}
+			backoff = min(backoff*2, maxBackoff)
+			continue
+		}
+		backoff = minBackoff
+		if m == nil {
 			select {
-			case m = <-p.queue:
-			default:
+			case <-p.wdone:
+				// The writer has exited: a last look for what it wrote.
+				if m, err = p.outbox.next(); m == nil && err == nil {
+					return
+				}
+				if err != nil {
+					continue
+				}
+			case <-p.outbox.kick:
+				continue
+			case <-p.workCtx.Done():
 				return
 			}
 		}
-		p.inflight.Store(1)
-		if !p.send(m, &streamReady) {
-			p.inflight.Store(0)
-			lost := 1
-			for {
-				select {
-				case <-p.queue:
-					lost++
-					continue
-				default:
-				}
-				break
-			}
-			p.failed.Add(uint64(lost))
-			p.log.Error().Int("lost", lost).Msg("closed before NATS took every queued event")
+		ok, rejected := p.send(m, &streamReady)
+		if !ok {
+			// m stays where it is: on disk for the next start, or in
+			// memory for Close to count as lost.
 			return
 		}
-		p.inflight.Store(0)
+		p.outbox.done(m)
+		if rejected {
+			p.failed.Add(1)
+		} else {
+			p.published.Add(1)
+		}
+	}
+}
+
+func (p *Publisher) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-p.workCtx.Done():
+		return false
 	}
 }
 
 // send publishes m until JetStream acks it, backing off while it cannot;
-// false means the publisher was closed with m still unsent.
-func (p *Publisher) send(m *message, streamReady *bool) bool {
+// false means the publisher was closed with m still unsent. It counts
+// nothing: m leaves the outbox first, so that Stats never shows an event
+// both published and queued.
+func (p *Publisher) send(m *message, streamReady *bool) (ok, rejected bool) {
 	backoff := minBackoff
 	logged := false
 	for {
 		err := p.workCtx.Err()
 		if err != nil {
-			return false
+			return false, false
 		}
 		if !*streamReady {
 			err = p.ensureStream(p.workCtx)
@@ -384,17 +440,15 @@ func (p *Publisher) send(m *message, streamReady *bool) bool {
 		if err == nil {
 			err = p.publish(m)
 			if err == nil {
-				p.published.Add(1)
 				if logged {
 					p.log.Info().Str("id", m.id).Msg("publishing events again")
 				}
-				return true
+				return true, false
 			}
 			if errors.Is(err, nats.ErrMaxPayload) {
 				// Retrying cannot help, and would hold up every later event.
-				p.failed.Add(1)
 				p.log.Error().Err(err).Str("subject", m.subject).Str("id", m.id).Msg("event rejected by NATS; dropped")
-				return true
+				return true, true
 			}
 			if errors.Is(err, jetstream.ErrNoStreamResponse) {
 				// Someone deleted the stream, or the server came back empty.
@@ -402,15 +456,11 @@ func (p *Publisher) send(m *message, streamReady *bool) bool {
 			}
 		}
 		if !logged {
-			p.log.Warn().Err(err).Str("id", m.id).Int("queued", len(p.queue)+1).Msg("cannot publish events; retrying")
+			p.log.Warn().Err(err).Str("id", m.id).Int("queued", p.queued()).Msg("cannot publish events; retrying")
 			logged = true
 		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-t.C:
-		case <-p.workCtx.Done():
-			t.Stop()
-			return false
+		if !p.sleep(backoff) {
+			return false, false
 		}
 		backoff = min(backoff*2, maxBackoff)
 	}
@@ -429,16 +479,24 @@ func (p *Publisher) publish(m *message) error {
 func (p *Publisher) ClientURL() string { return p.url }
 
 // Stats are the counters for /metrics: events acked by JetStream, events
-// given up on (rejected by NATS, or still queued when Close ran out of
-// time), events dropped because the queue was full or closed, and events
-// waiting now.
+// given up on (rejected by NATS, found corrupt in the outbox, or held in
+// memory, the disk failing, when Close ran out of time), events dropped
+// because the queue (or memory, the disk failing) was full or the
+// publisher closed, and events waiting now, in the queue or the outbox.
 func (p *Publisher) Stats() (published, failed, dropped uint64, queued int) {
-	return p.published.Load(), p.failed.Load(), p.dropped.Load(), len(p.queue) + int(p.inflight.Load())
+	return p.published.Load(), p.failed.Load() + p.outbox.failed.Load(), p.dropped.Load() + p.outbox.dropped.Load(), p.queued()
 }
+
+// OutboxErrors counts the outbox's failed disk operations (full, failing
+// or missing storage); while they fail, events wait in memory.
+func (p *Publisher) OutboxErrors() uint64 { return p.outbox.errors.Load() }
+
+func (p *Publisher) queued() int { return len(p.queue) + p.outbox.queued() }
 
 // Close publishes what is queued, for as long as ctx allows, then closes
 // the connection and shuts the embedded server down. It returns ctx's
-// error if events were left unpublished.
+// error if events were left unpublished: those in the outbox go at the
+// next Start on the same StorageDir.
 func (p *Publisher) Close(ctx context.Context) error {
 	p.mu.Lock()
 	if p.closed {
@@ -458,6 +516,33 @@ func (p *Publisher) Close(ctx context.Context) error {
 		<-p.done
 	}
 	p.abort()
+	writerDone := true
+	select {
+	case <-p.wdone:
+	default:
+		// Still putting the queue on disk: worth a moment, as what it
+		// writes survives; a hung disk is not worth hanging the exit.
+		t := time.NewTimer(publishTimeout)
+		select {
+		case <-p.wdone:
+		case <-t.C:
+			writerDone = false
+			p.log.Error().Msg("the events outbox writer is stuck; leaving it")
+		}
+		t.Stop()
+	}
+	lost := p.outbox.dropMem()
+	if !writerDone {
+		lost += len(p.queue)
+	}
+	if lost > 0 {
+		p.failed.Add(uint64(lost))
+		p.log.Error().Int("lost", lost).Msg("closed before NATS took every event held in memory; they are lost")
+	}
+	if n := p.outbox.diskQueued.Load(); n > 0 {
+		p.log.Warn().Int64("events", n).Str("dir", p.outbox.dir).Msg("events not yet published stay in the outbox for the next start")
+	}
+	p.outbox.close(writerDone)
 	p.nc.Close()
 	p.shutdownServer()
 	return err

@@ -304,6 +304,7 @@ func TestPublishQueuesWhileNATSDown(t *testing.T) {
 	}
 }
 
+// Without a storage dir events wait in memory only, bounded.
 func TestFullQueueDropsAndCloseIsBounded(t *testing.T) {
 	url := "nats://127.0.0.1:" + strconv.Itoa(freePort(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -316,17 +317,20 @@ func TestFullQueueDropsAndCloseIsBounded(t *testing.T) {
 	_, _, rec := answeredCall()
 	begin := time.Now()
 	var total int
+	var held uint64
 	for {
 		p.Publish(call.EventCompleted, t0, rec)
 		total++
-		if _, _, dropped, _ := p.Stats(); dropped == extra {
+		// The writer drops a whole batch at once when memory is full.
+		if _, _, dropped, _ := p.Stats(); dropped >= extra {
+			held = uint64(total) - dropped
 			break
 		}
 		if total > 1<<20 {
 			t.Fatal("queue never filled")
 		}
 	}
-	t.Logf("%d events in %s, queue holds %d", total, time.Since(begin), total-extra)
+	t.Logf("%d events in %s, memory holds %d", total, time.Since(begin), held)
 
 	closeCtx, closeCancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer closeCancel()
@@ -338,11 +342,12 @@ func TestFullQueueDropsAndCloseIsBounded(t *testing.T) {
 		t.Errorf("close took %s", d)
 	}
 	published, failed, dropped, queued := p.Stats()
-	if published != 0 || failed != uint64(total-extra) || dropped != extra || queued != 0 {
+	// Every event is accounted for: held in memory (lost at close) or dropped.
+	if published != 0 || failed < held-uint64(extra) || failed+dropped != uint64(total) || queued != 0 {
 		t.Errorf("stats: published %d failed %d dropped %d queued %d (total %d)", published, failed, dropped, queued, total)
 	}
 	p.Publish(call.EventStarted, t0, rec) // after close: dropped, no panic
-	if _, _, dropped, _ := p.Stats(); dropped != extra+1 {
-		t.Errorf("publish after close: dropped %d", dropped)
+	if _, _, d, _ := p.Stats(); d != dropped+1 {
+		t.Errorf("publish after close: dropped %d, want %d", d, dropped+1)
 	}
 }

@@ -25,6 +25,7 @@ type Sources struct {
 	DroppedPackets func() uint64
 	RTPPortsInUse  func() int
 	Events         func() (published, failed, dropped uint64, queued int)
+	OutboxErrors   func() uint64
 	Ready          func() bool
 }
 
@@ -109,6 +110,9 @@ func writeMetrics(w io.Writer, src Sources, outcomes *Outcomes) {
 	fmt.Fprintln(w, "# HELP callsign_events_queued Events waiting to be published.")
 	fmt.Fprintln(w, "# TYPE callsign_events_queued gauge")
 	fmt.Fprintf(w, "callsign_events_queued %d\n", queued)
+	fmt.Fprintln(w, "# HELP callsign_events_outbox_errors_total Failed disk operations of the event outbox (events then wait in memory).")
+	fmt.Fprintln(w, "# TYPE callsign_events_outbox_errors_total counter")
+	fmt.Fprintf(w, "callsign_events_outbox_errors_total %d\n", src.OutboxErrors())
 }
 
 // Serve runs the HTTP server on listen until ctx ends.

@@ -25,6 +25,7 @@ func TestHandler(t *testing.T) {
 		DroppedPackets: func() uint64 { return 5 },
 		RTPPortsInUse:  func() int { return 6 },
 		Events:         func() (uint64, uint64, uint64, int) { return 10, 1, 2, 4 },
+		OutboxErrors:   func() uint64 { return 9 },
 		Ready:          func() bool { return ready },
 	}, outcomes)
 
@@ -49,6 +50,7 @@ func TestHandler(t *testing.T) {
 		`callsign_events_total{result="published"} 10`,
 		`callsign_events_total{result="dropped"} 2`,
 		"callsign_events_queued 4",
+		"callsign_events_outbox_errors_total 9",
 	} {
 		if !strings.Contains(body, line+"\n") {
 			t.Errorf("/metrics lacks %q", line)

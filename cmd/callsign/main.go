@@ -185,6 +185,7 @@ func serveConfig(cfg *config.Config, path string, drainTimeout time.Duration, lo
 		DroppedPackets: meter.DroppedPackets,
 		RTPPortsInUse:  ports.InUse,
 		Events:         pub.Stats,
+		OutboxErrors:   pub.OutboxErrors,
 		Ready:          func() bool { return !edge.Draining() },
 	}, outcomes), log)
 	if err != nil {
