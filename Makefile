@@ -14,7 +14,7 @@ build:
 run: build
 	./$(BIN) serve -c examples/callsign.yaml
 
-# Installs what the tests drive (sipp, tcpdump) when missing, then runs
+# Installs what the tests drive (sipp, baresip, tcpdump) when missing, then runs
 # every test, with the race detector.
 test: test-deps
 	$(GO) vet ./...

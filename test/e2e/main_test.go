@@ -4,7 +4,7 @@
 // events the edge publishes.
 //
 // Run with `go test ./test/e2e/` (as root, for tcpdump) or `make test`,
-// which also installs sipp and tcpdump.
+// which also installs sipp, baresip and tcpdump.
 package e2e
 
 import (
