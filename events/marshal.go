@@ -12,7 +12,7 @@ import (
 // parse every timestamp with one fixed layout; UTC makes the zone "Z".
 const timeLayout = "2006-01-02T15:04:05.000Z07:00"
 
-// MarshalEvent encodes one event as the JSON object of the contract.
+// MarshalEvent encodes one event as the documented JSON object.
 //
 // It is hand-written rather than encoding/json because it runs for every
 // event of every call; it appends into one buffer sized from the record.

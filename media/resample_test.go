@@ -33,7 +33,7 @@ func resampleMust(t *testing.T, in, out int) *resampler {
 	return r
 }
 
-// The spec's own check: from 44.1 kHz, a 3 kHz tone must survive and a
+// From 44.1 kHz, a 3 kHz tone must survive and a
 // 6 kHz tone (which would alias to 2 kHz) must be at least 30 dB down. The
 // design target is 70 dB, so the test holds it to 60.
 func TestResample44100ToneKeptAndAliasRejected(t *testing.T) {

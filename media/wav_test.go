@@ -9,7 +9,7 @@ import (
 )
 
 // wavSpec describes a WAV file for makeWAV to build, so the parser is
-// tested on exactly the layouts the spec names, not only on what one tool
+// tested on exactly the layouts the RIFF/WAVE format allows, not only on what one tool
 // happens to write.
 type wavSpec struct {
 	tag        uint16

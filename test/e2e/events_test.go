@@ -100,7 +100,7 @@ func subscribeEvents(t *testing.T, e *edge) *eventLog {
 	return l
 }
 
-// checkWellFormed holds every message to the contract, whatever the test
+// checkWellFormed holds every message to the documented event format, whatever the test
 // was about: one JSON object, the subject naming its event, and the
 // Nats-Msg-Id header equal to its id.
 func (l *eventLog) checkWellFormed(t *testing.T) {
