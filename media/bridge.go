@@ -1,6 +1,7 @@
 package media
 
 import (
+	"encoding/binary"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -28,6 +29,23 @@ type BridgeOptions struct {
 
 	// Meter, if set, includes this bridge in process-wide totals.
 	Meter *Meter
+
+	// ContinueA, if set, is the stream endpoint a has been receiving
+	// from the edge, e.g. the prompts of an IVR: the packets relayed from
+	// b to a are rewritten to continue it, so that a's phone sees one
+	// stream rather than an unannounced jump of SSRC, sequence number and
+	// timestamp, which some jitter buffers answer with silence or a
+	// garbled second. See RTPStream for how.
+	//
+	// The bridge owns the stream from Start until Stop has returned:
+	// nothing may be played on it meanwhile. Start reads it once; Stop
+	// writes back where the relayed packets left it, so a prompt played
+	// afterwards (a goodbye when b hangs up) continues it too. The times
+	// the stream keeps are compared with the real clock, so it must have
+	// been played with SystemClock.
+	ContinueA *RTPStream
+	// ContinueB is the same for the packets relayed from a to b.
+	ContinueB *RTPStream
 }
 
 // BridgeStats are a bridge's packet counters.
@@ -64,6 +82,7 @@ type relay struct {
 	dst     *Endpoint
 	t0      time.Time
 	pt      [128]uint8
+	splice  *splice // nil: packets keep their own SSRC, seq and timestamp
 	packets atomic.Uint64
 	dropped atomic.Uint64
 	lastRx  atomic.Int64 // nanoseconds since t0
@@ -80,6 +99,12 @@ func NewBridge(a, b *Endpoint, opt BridgeOptions) *Bridge {
 	br := &Bridge{a: a, b: b, opt: opt, t0: t0}
 	br.ab = newRelay(b, t0, opt.PTMapAtoB)
 	br.ba = newRelay(a, t0, opt.PTMapBtoA)
+	if opt.ContinueA != nil {
+		br.ba.splice = &splice{stream: opt.ContinueA}
+	}
+	if opt.ContinueB != nil {
+		br.ab.splice = &splice{stream: opt.ContinueB}
+	}
 	return br
 }
 
@@ -100,13 +125,17 @@ func newRelay(dst *Endpoint, t0 time.Time, m map[uint8]uint8) *relay {
 // forward sends one validated RTP packet on. It must not allocate: it runs
 // for every packet of every call.
 func (r *relay) forward(p []byte) {
-	r.lastRx.Store(int64(time.Since(r.t0)))
+	now := int64(time.Since(r.t0))
+	r.lastRx.Store(now)
 	dst := r.dst.remote.Load()
 	if dst == nil {
 		r.dropped.Add(1)
 		return
 	}
 	p[1] = p[1]&0x80 | r.pt[p[1]&0x7f]
+	if r.splice != nil {
+		r.splice.rewrite(p, now)
+	}
 	if _, err := r.dst.conn.WriteToUDPAddrPort(p, *dst); err != nil {
 		r.dropped.Add(1)
 		return
@@ -129,6 +158,9 @@ func (b *Bridge) Start() {
 	if b.opt.Meter != nil {
 		b.opt.Meter.register(b)
 	}
+	// Before attaching: from then on only the readers touch the splices.
+	b.ab.loadSplice()
+	b.ba.loadSplice()
 	b.a.attach(b.ab)
 	b.b.attach(b.ba)
 	if b.opt.Timeout > 0 && b.opt.OnTimeout != nil {
@@ -158,9 +190,11 @@ func (b *Bridge) checkTimeout() {
 }
 
 // Stop ends relaying. When it returns, no packet is being or will be
-// forwarded by this bridge and Stats are final; the endpoints keep reading
-// (and latching) until their owner closes them. Stop is idempotent and safe
-// to call concurrently and from OnTimeout.
+// forwarded by this bridge, Stats are final and the ContinueA and ContinueB
+// streams are back with their owner, continuing after the last packet
+// relayed; the endpoints keep reading (and latching) until their owner
+// closes them. Stop is idempotent and safe to call concurrently and from
+// OnTimeout.
 func (b *Bridge) Stop() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -177,6 +211,9 @@ func (b *Bridge) Stop() {
 	}
 	b.a.detach(b.ab)
 	b.b.detach(b.ba)
+	// After detaching, which waited for any forward in progress.
+	b.ab.storeSplice()
+	b.ba.storeSplice()
 	if b.opt.Meter != nil {
 		b.opt.Meter.unregister(b)
 	}
@@ -189,4 +226,133 @@ func (b *Bridge) Stats() BridgeStats {
 		BtoA:    b.ba.packets.Load(),
 		Dropped: b.ab.dropped.Load() + b.ba.dropped.Load(),
 	}
+}
+
+func (r *relay) loadSplice() {
+	if r.splice != nil {
+		r.splice.load(r.t0)
+	}
+}
+
+func (r *relay) storeSplice() {
+	if r.splice != nil {
+		r.splice.store(r.t0)
+	}
+}
+
+const (
+	// nsPerSample converts wall time to RTP timestamp units at 8 kHz,
+	// the clock of G.711 and of telephone-event in these calls.
+	nsPerSample = int64(time.Second / promptRate)
+	// spliceMaxFrame bounds the timestamp step taken for a packet's
+	// duration: 60 ms, the longest usual ptime. A larger step in sequence
+	// is a silence the sender skipped (RFC 3551), not a long frame.
+	spliceMaxFrame = 480
+)
+
+// splice rewrites the packets of one relay direction so that they continue
+// an RTPStream: every packet gets the stream's SSRC, and its sequence number
+// and timestamp moved by offsets that place the first packet relayed right
+// after the stream's last one, the timestamp advanced by the wall time that
+// has passed since that one's successor was due. The offsets stay for as
+// long as the source keeps its SSRC, so reordered, lost or duplicated
+// packets keep their relative order, gaps and timing, just as if the source
+// had sent the stream itself. When the source's SSRC changes (the far end
+// moved its media, a transfer), the new source is placed after the last
+// packet sent the same way. The first packet of each source is marked as
+// the start of a talkspurt, which tells the jitter buffer to resynchronise.
+//
+// RFC 4733 telephone-event packets are rewritten like audio: they share the
+// audio stream's SSRC, sequence and clock.
+//
+// A splice is touched only by the relay's source reader while the bridge
+// runs, and by Start and Stop outside that time.
+type splice struct {
+	stream *RTPStream
+	ssrc   uint32
+
+	// Where the first source starts: the stream's next sequence number
+	// and timestamp, and when (ns since t0) its next packet was due, if
+	// any was ever paced (hasDue).
+	seq0   uint16
+	ts0    uint32
+	due0   int64
+	hasDue bool
+
+	started bool
+	src     uint32 // SSRC of the source being relayed
+	seqOff  uint16
+	tsOff   uint32
+
+	// The packet sent with the highest sequence number, rewritten, and
+	// when; dur is the timestamp step of a packet, from the last steps
+	// seen in sequence.
+	lastSeq uint16
+	lastTS  uint32
+	lastAt  int64
+	dur     uint32
+}
+
+func (s *splice) load(t0 time.Time) {
+	st := s.stream
+	*s = splice{stream: st, ssrc: st.SSRC, seq0: st.Seq, ts0: st.TS, dur: promptFrameLen}
+	if !st.due.IsZero() {
+		s.due0, s.hasDue = int64(st.due.Sub(t0)), true
+	}
+}
+
+// store leaves the stream as Play would after sending the last packet
+// relayed, so that what is played next continues after it.
+func (s *splice) store(t0 time.Time) {
+	if !s.started {
+		return
+	}
+	st := s.stream
+	st.Seq = s.lastSeq + 1
+	st.TS = s.lastTS + s.dur
+	st.due = t0.Add(time.Duration(s.lastAt + int64(s.dur)*nsPerSample))
+}
+
+// rewrite must not allocate: it runs for every relayed packet.
+func (s *splice) rewrite(p []byte, now int64) {
+	seq := binary.BigEndian.Uint16(p[2:4])
+	ts := binary.BigEndian.Uint32(p[4:8])
+	src := binary.BigEndian.Uint32(p[8:12])
+	if !s.started || src != s.src {
+		s.restart(seq, ts, src, now)
+		p[1] |= 0x80
+	}
+	oseq, ots := seq+s.seqOff, ts+s.tsOff
+	binary.BigEndian.PutUint16(p[2:4], oseq)
+	binary.BigEndian.PutUint32(p[4:8], ots)
+	binary.BigEndian.PutUint32(p[8:12], s.ssrc)
+	ahead := oseq - s.lastSeq
+	if ahead == 0 || ahead >= 0x8000 {
+		// A duplicate or a late packet: it does not move the end of
+		// the stream.
+		return
+	}
+	if step := ots - s.lastTS; ahead == 1 && p[1]&0x80 == 0 && step > 0 && step <= spliceMaxFrame {
+		s.dur = step
+	}
+	s.lastSeq, s.lastTS, s.lastAt = oseq, ots, now
+}
+
+// restart sets the offsets that place a new source's packet (seq, ts) right
+// after what has been sent.
+func (s *splice) restart(seq uint16, ts, src uint32, now int64) {
+	next, nextTS, due, hasDue := s.seq0, s.ts0, s.due0, s.hasDue
+	if s.started {
+		next, nextTS = s.lastSeq+1, s.lastTS+s.dur
+		due, hasDue = s.lastAt+int64(s.dur)*nsPerSample, true
+	}
+	if late := now - due; hasDue && late > 0 {
+		nextTS += uint32(late / nsPerSample)
+	}
+	s.seqOff, s.tsOff = next-seq, nextTS-ts
+	s.started, s.src = true, src
+	// As if the packet before this one had been sent, so that this one
+	// counts as the next in sequence without its step being taken for a
+	// packet's duration (it is marked).
+	s.lastSeq, s.lastTS = next-1, nextTS-s.dur
 }

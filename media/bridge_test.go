@@ -1,6 +1,8 @@
 package media
 
 import (
+	"context"
+	"encoding/binary"
 	"errors"
 	"net"
 	"net/netip"
@@ -422,6 +424,298 @@ func BenchmarkRelay(b *testing.B) {
 	for b.Loop() {
 		// Ping-pong keeps the socket buffers from overflowing, so every
 		// iteration is one packet through the relay.
+		if _, err := c.pa.conn.WriteToUDPAddrPort(pkt, to); err != nil {
+			b.Fatal(err)
+		}
+		if _, _, err := c.pb.conn.ReadFromUDPAddrPort(c.pb.buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// srcRTP is a packet of a source with its own SSRC and timeline.
+func srcRTP(pt uint8, seq uint16, ts, ssrc uint32) []byte {
+	p := rtp(pt, seq)
+	binary.BigEndian.PutUint32(p[4:], ts)
+	binary.BigEndian.PutUint32(p[8:], ssrc)
+	return p
+}
+
+const ms = int64(time.Millisecond)
+
+// The offset arithmetic, with time under the test's control.
+func TestSpliceRewrite(t *testing.T) {
+	t0 := time.Now()
+	ts0 := uint32(0xffffff00)
+	st := &RTPStream{SSRC: 0xaaaa, Seq: 65534, TS: ts0, due: t0.Add(100 * time.Millisecond)}
+	sp := &splice{stream: st}
+	sp.load(t0)
+	send := func(now int64, p []byte) rtpHdr {
+		t.Helper()
+		sp.rewrite(p, now)
+		return parseRTPHdr(p)
+	}
+	check := func(got rtpHdr, marker bool, seq uint16, ts uint32) {
+		t.Helper()
+		if want := (rtpHdr{marker: marker, seq: seq, ts: ts, ssrc: 0xaaaa}); got != want {
+			t.Fatalf("got %+v, want %+v", got, want)
+		}
+	}
+
+	// 200 ms after the stream's next packet was due: the timestamp moves
+	// over them, the sequence does not, and a talkspurt starts.
+	ts := ts0 + 1600
+	check(send(300*ms, srcRTP(0, 5000, 77777, 0xbbbb)), true, 65534, ts)
+	check(send(320*ms, srcRTP(0, 5001, 77777+160, 0xbbbb)), false, 65535, ts+160)
+	// Loss and reordering keep their shape; both counters wrap.
+	check(send(360*ms, srcRTP(0, 5003, 77777+480, 0xbbbb)), false, 1, ts+480)
+	check(send(361*ms, srcRTP(0, 5002, 77777+320, 0xbbbb)), false, 0, ts+320)
+	check(send(362*ms, srcRTP(0, 5003, 77777+480, 0xbbbb)), false, 1, ts+480)
+	// A marked packet keeps the offsets too: it is the same source.
+	check(send(500*ms, srcRTP(0x80, 5004, 77777+480+1280, 0xbbbb)), true, 2, ts+1760)
+
+	// A new source continues after the last packet: the one at 500 ms
+	// was 20 ms long, so the next was due at 520 ms; it is 540 ms.
+	ts += 1760
+	check(send(540*ms, srcRTP(0, 10, 42, 0xcccc)), true, 3, ts+160+160)
+	ts += 320
+	// Back to the old source at once: no time to move over, but the
+	// timestamp still advances by one packet so none overlaps.
+	check(send(541*ms, srcRTP(0, 5005, 1, 0xbbbb)), true, 4, ts+160)
+	ts += 160
+
+	// A telephone event of the source is rewritten the same way.
+	te := srcRTP(101, 5006, 161, 0xbbbb)
+	if h := send(560*ms, te); h.pt != 101 || h.seq != 5 || h.ts != ts+160 || h.ssrc != 0xaaaa || h.marker {
+		t.Fatalf("telephone-event: %+v", h)
+	}
+	ts += 160
+
+	sp.store(t0)
+	if st.SSRC != 0xaaaa || st.Seq != 6 || st.TS != ts+160 || !st.due.Equal(t0.Add(580*time.Millisecond)) {
+		t.Fatalf("stream left at %+v, due +%v", st, st.due.Sub(t0))
+	}
+}
+
+// The packet duration the next source and the stream continue from follows
+// the source's ptime, and is not fooled by silences or event repeats.
+func TestSpliceFrameDuration(t *testing.T) {
+	t0 := time.Now()
+	st := &RTPStream{SSRC: 1, Seq: 100, TS: 1000} // never played: no due
+	sp := &splice{stream: st}
+	sp.load(t0)
+	p := srcRTP(0, 1, 0, 9)
+	sp.rewrite(p, 5000*ms)
+	if h := parseRTPHdr(p); h.seq != 100 || h.ts != 1000 || !h.marker {
+		t.Fatalf("first packet of an unpaced stream: %+v", h)
+	}
+	steps := []struct {
+		dts    uint32
+		marker bool
+		dur    uint32
+	}{
+		{240, false, 240}, // 30 ms frames
+		{240, false, 240},
+		{0, false, 240},    // an event's repeated timestamp
+		{4000, true, 240},  // after a silence, marked
+		{2400, false, 240}, // after a silence, unmarked
+		{480, false, 480},  // 60 ms frames
+	}
+	ts := uint32(0)
+	for i, s := range steps {
+		ts += s.dts
+		p := srcRTP(0, uint16(i+2), ts, 9)
+		if s.marker {
+			p[1] |= 0x80
+		}
+		sp.rewrite(p, 5000*ms+int64(i+1)*20*ms)
+		if sp.dur != s.dur {
+			t.Fatalf("step %d: duration %d, want %d", i, sp.dur, s.dur)
+		}
+	}
+}
+
+func TestSpliceDoesNotAllocate(t *testing.T) {
+	c := newCall(t, 14200)
+	br := NewBridge(c.a, c.b, BridgeOptions{ContinueA: NewRTPStream(), Timeout: time.Hour, OnTimeout: func() {}})
+	br.Start()
+	defer br.Stop()
+	pkt := srcRTP(0, 1, 1, 7)
+	to := c.b.LocalAddr()
+	c.pb.send(to, pkt)
+	c.pa.mustRecv()
+
+	i := 0
+	allocs := testing.AllocsPerRun(1000, func() {
+		// Alternating sources, so the restart path is measured too.
+		binary.BigEndian.PutUint32(pkt[8:], uint32(i%2))
+		i++
+		// Locked as the reader does, which orders these forwards
+		// after its own.
+		c.b.sinkMu.Lock()
+		br.ba.forward(pkt)
+		c.b.sinkMu.Unlock()
+	})
+	if allocs != 0 {
+		t.Fatalf("forward with splice: %v allocs per packet", allocs)
+	}
+	for range 1000 {
+		if p, _ := c.pa.recv(50 * time.Millisecond); p == nil {
+			break
+		}
+	}
+	pkt = srcRTP(0, 1, 1, 7)
+	allocs = testing.AllocsPerRun(1000, func() {
+		c.pb.conn.WriteToUDPAddrPort(pkt, to)
+		c.pa.conn.SetReadDeadline(time.Time{})
+		c.pa.conn.ReadFromUDPAddrPort(c.pa.buf)
+	})
+	if allocs != 0 {
+		t.Fatalf("end to end: %v allocs per packet", allocs)
+	}
+}
+
+// stamped is a received packet's header and arrival time.
+type stamped struct {
+	rtpHdr
+	at time.Time
+}
+
+func (p *peer) recvHdr() stamped {
+	p.t.Helper()
+	pkt, _ := p.mustRecv()
+	return stamped{parseRTPHdr(pkt), time.Now()}
+}
+
+// wallTS is how many 8 kHz samples passed between two arrivals.
+func wallTS(from, to time.Time) int64 { return int64(to.Sub(from)) / nsPerSample }
+
+// checkSpliced checks that got continues the stream right after prev.
+func checkSpliced(t *testing.T, what string, prev, got stamped, ssrc uint32) {
+	t.Helper()
+	if got.ssrc != ssrc || got.seq != prev.seq+1 || !got.marker {
+		t.Fatalf("%s: %+v after %+v, want SSRC %#x, next seq, marker", what, got.rtpHdr, prev.rtpHdr, ssrc)
+	}
+	// Arrival times measure the send times on loopback to well within the
+	// tolerance, which is for a scheduler that runs a goroutine late.
+	dts, wall := int64(got.ts-prev.ts), wallTS(prev.at, got.at)
+	t.Logf("%s: timestamp moved %d, wall time %d samples", what, dts, wall)
+	if dts < 160 || dts < wall-240 || dts > wall+240 {
+		t.Fatalf("%s: timestamp moved %d, wall time %d samples", what, dts, wall)
+	}
+}
+
+// A caller hears prompts played on a stream, then the agent through the
+// bridge, then a goodbye: one stream all along.
+func TestBridgeContinuesPromptStream(t *testing.T) {
+	c := newCall(t, 14400)
+	s := NewRTPStream()
+	ssrc := s.SSRC
+	prompt := playTestPrompt(t, 5, "PCMU")
+	pb := StartPlay(context.Background(), s, prompt, c.a, nil)
+	var prev stamped
+	for i := range prompt.Frames() {
+		prev = c.pa.recvHdr()
+		if prev.ssrc != ssrc || i > 0 && prev.marker {
+			t.Fatalf("prompt packet %d: %+v", i, prev.rtpHdr)
+		}
+	}
+	if err := pb.Wait(); err != nil {
+		t.Fatal(err)
+	}
+
+	time.Sleep(100 * time.Millisecond) // the IVR connects the agent
+	br := NewBridge(c.a, c.b, BridgeOptions{ContinueA: s, PTMapBtoA: map[uint8]uint8{96: 101}})
+	br.Start()
+	defer br.Stop()
+
+	// The agent's phone has its own SSRC, sequence and timestamps.
+	agent := func(pt uint8, seq uint16, ts, src uint32) stamped {
+		t.Helper()
+		c.pb.send(c.b.LocalAddr(), srcRTP(pt, seq, ts, src))
+		return c.pa.recvHdr()
+	}
+	got := agent(0, 40000, 1000000, 0x5eed)
+	checkSpliced(t, "first relayed", prev, got, ssrc)
+	for i := range uint16(4) {
+		time.Sleep(20 * time.Millisecond)
+		h := agent(0, 40001+i, 1000000+160*uint32(i+1), 0x5eed)
+		if want := (rtpHdr{seq: got.seq + 1 + i, ts: got.ts + 160*uint32(i+1), ssrc: ssrc}); h.rtpHdr != want {
+			t.Fatalf("relayed packet %d: %+v, want %+v", i+1, h.rtpHdr, want)
+		}
+		prev = h
+	}
+
+	// The agent's media moves (a transfer, a re-INVITE): a new SSRC.
+	time.Sleep(60 * time.Millisecond)
+	got = agent(0, 7, 42, 0xf00d)
+	checkSpliced(t, "new source", prev, got, ssrc)
+	// A little reordering maps consistently; an event shares the stream.
+	c.pb.send(c.b.LocalAddr(), srcRTP(0, 9, 42+320, 0xf00d))
+	c.pb.send(c.b.LocalAddr(), srcRTP(0, 8, 42+160, 0xf00d))
+	c.pb.send(c.b.LocalAddr(), srcRTP(96, 10, 42+480, 0xf00d))
+	for _, want := range []rtpHdr{
+		{seq: got.seq + 2, ts: got.ts + 320, ssrc: ssrc},
+		{seq: got.seq + 1, ts: got.ts + 160, ssrc: ssrc},
+		{pt: 101, seq: got.seq + 3, ts: got.ts + 480, ssrc: ssrc},
+	} {
+		if h := c.pa.recvHdr(); h.rtpHdr != want {
+			t.Fatalf("got %+v, want %+v", h.rtpHdr, want)
+		}
+	}
+	last := stamped{rtpHdr{seq: got.seq + 3, ts: got.ts + 480, ssrc: ssrc}, time.Now()}
+
+	// The other direction is not continued: it passes unchanged.
+	c.pa.send(c.a.LocalAddr(), srcRTP(0, 99, 555, 0x1234))
+	if h := c.pb.recvHdr(); h.rtpHdr != (rtpHdr{seq: 99, ts: 555, ssrc: 0x1234}) {
+		t.Fatalf("a->b changed: %+v", h.rtpHdr)
+	}
+
+	// The agent hangs up; the goodbye continues the same stream.
+	br.Stop()
+	if s.SSRC != ssrc || s.Seq != last.seq+1 || s.TS != last.ts+160 {
+		t.Fatalf("stream left at %+v, last relayed %+v", s, last.rtpHdr)
+	}
+	time.Sleep(100 * time.Millisecond)
+	pb = StartPlay(context.Background(), s, playTestPrompt(t, 2, "PCMU"), c.a, nil)
+	checkSpliced(t, "goodbye", last, c.pa.recvHdr(), ssrc)
+	if err := pb.Wait(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ContinueB is the same for the other direction.
+func TestBridgeContinueB(t *testing.T) {
+	c := newCall(t, 14600)
+	s := &RTPStream{SSRC: 0xb0b, Seq: 500, TS: 9000}
+	br := NewBridge(c.a, c.b, BridgeOptions{ContinueB: s})
+	br.Start()
+	defer br.Stop()
+	c.pa.send(c.a.LocalAddr(), srcRTP(0, 1, 1, 0x1))
+	if h := c.pb.recvHdr(); h.rtpHdr != (rtpHdr{marker: true, seq: 500, ts: 9000, ssrc: 0xb0b}) {
+		t.Fatalf("a->b: %+v", h.rtpHdr)
+	}
+	c.pb.send(c.b.LocalAddr(), srcRTP(0, 2, 2, 0x2))
+	if h := c.pa.recvHdr(); h.rtpHdr != (rtpHdr{seq: 2, ts: 2, ssrc: 0x2}) {
+		t.Fatalf("b->a changed: %+v", h.rtpHdr)
+	}
+}
+
+func BenchmarkRelaySplice(b *testing.B) {
+	c := newCall(b, 14800)
+	br := NewBridge(c.a, c.b, BridgeOptions{ContinueB: NewRTPStream(), Timeout: time.Hour, OnTimeout: func() {}})
+	br.Start()
+	defer br.Stop()
+	pkt := rtp(0, 1)
+	to := c.a.LocalAddr()
+	c.pa.send(to, pkt)
+	c.pb.mustRecv()
+	c.pb.conn.SetReadDeadline(time.Time{})
+
+	b.ReportAllocs()
+	b.SetBytes(int64(len(pkt)))
+	b.ResetTimer()
+	for b.Loop() {
 		if _, err := c.pa.conn.WriteToUDPAddrPort(pkt, to); err != nil {
 			b.Fatal(err)
 		}

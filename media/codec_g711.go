@@ -1,11 +1,16 @@
 package media
 
-import "strings"
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
 
 // G.711 (ITU-T, 1988) companding, bit-exact with the ITU-T G.191 software
 // tools (g711.c), which is what telephony equipment is tested against. It
 // lives here so prompts can be encoded once at load time into the call's
-// codec; the relay itself never transcodes.
+// codec, and a caller's audio decoded to listen for in-band DTMF; the relay
+// itself never transcodes.
 //
 // Encoders treat negative samples by their one's complement (^x), as G.191
 // does, so -1 encodes as "negative zero" rather than the smallest negative
@@ -162,4 +167,36 @@ func lookupG711Codec(name string) (g711Codec, bool) {
 		return g711Codec{name: "PCMA", pt: 8, silence: 0xD5, encode: pcmaFromLinear, decode: pcmaToLinear}, true
 	}
 	return g711Codec{}, false
+}
+
+// linear is the decoding table, for loops that decode a whole payload
+// without a function call per sample.
+func (c g711Codec) linear() *[256]int16 {
+	if c.pt == 8 {
+		return &pcmaLinearTable
+	}
+	return &pcmuLinearTable
+}
+
+// decodeG711 appends the samples of payload to dst. It allocates only when
+// dst has no room for them.
+func decodeG711(c g711Codec, dst []int16, payload []byte) []int16 {
+	tab := c.linear()
+	dst = slices.Grow(dst, len(payload))
+	for _, b := range payload {
+		dst = append(dst, tab[b])
+	}
+	return dst
+}
+
+// DecodeG711 appends to dst the 16-bit linear samples of a G.711 payload in
+// codec, the SDP encoding name "PCMU" or "PCMA" (any case), one sample per
+// byte, and returns the extended slice. It allocates only when dst has no
+// room for them. An unknown codec is an error and leaves dst unchanged.
+func DecodeG711(codec string, dst []int16, payload []byte) ([]int16, error) {
+	c, ok := lookupG711Codec(codec)
+	if !ok {
+		return dst, fmt.Errorf("media: codec %q is not PCMU or PCMA", codec)
+	}
+	return decodeG711(c, dst, payload), nil
 }

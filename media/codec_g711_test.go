@@ -210,3 +210,37 @@ func codecAbs(x int) int {
 	}
 	return x
 }
+
+func TestDecodeG711(t *testing.T) {
+	all := make([]byte, 256)
+	for i := range all {
+		all[i] = byte(i)
+	}
+	for _, c := range []struct {
+		name string
+		ref  func(byte) int16
+	}{{"PCMU", refULawExpand}, {"pcma", refALawExpand}} {
+		prefix := []int16{7, 8}
+		got, err := DecodeG711(c.name, prefix, all)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 258 || got[0] != 7 || got[1] != 8 {
+			t.Fatalf("%s: did not append to dst: len %d, % d", c.name, len(got), got[:2])
+		}
+		for i, v := range got[2:] {
+			if want := c.ref(byte(i)); v != want {
+				t.Errorf("%s: byte %#02x decoded to %d, want %d", c.name, i, v, want)
+			}
+		}
+		buf := make([]int16, 0, 256)
+		if n := testing.AllocsPerRun(100, func() { DecodeG711(c.name, buf[:0], all) }); n != 0 {
+			t.Errorf("%s: %v allocs with room in dst", c.name, n)
+		}
+	}
+	dst := []int16{1}
+	got, err := DecodeG711("G722", dst, all)
+	if err == nil || len(got) != 1 {
+		t.Errorf("G722: %d samples, err %v", len(got), err)
+	}
+}

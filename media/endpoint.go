@@ -16,8 +16,11 @@ const readBufSize = 2048
 //
 // Each Endpoint runs exactly one reader goroutine for its whole life, so the
 // socket is never read by two goroutines. The reader validates and latches
-// every packet and hands it to the sink attached by a Bridge (or drops it when
-// none is attached, e.g. before the call is answered).
+// every packet and hands it to the sink attached by a Bridge, else to the
+// Receiver set with SetReceiver (an IVR listening for DTMF), else drops it
+// (e.g. before the call is answered).
+//
+// An Endpoint is also a PacketWriter, so prompts can be played to the leg.
 type Endpoint struct {
 	conn  *net.UDPConn
 	local netip.AddrPort
@@ -36,20 +39,26 @@ type Endpoint struct {
 	sdpRemote netip.AddrPort
 
 	// sinkMu is held by the reader while it forwards one packet, so
-	// detaching a sink waits for an in-flight forward. It is private to
-	// this leg, so it is never contended by other calls.
-	sinkMu sync.Mutex
-	sink   *relay
+	// detaching a sink or a receiver waits for an in-flight forward. It
+	// is private to this leg, so it is never contended by other calls.
+	sinkMu   sync.Mutex
+	sink     *relay
+	receiver Receiver
 
-	malformed atomic.Uint64
-	foreign   atomic.Uint64
+	malformed  atomic.Uint64
+	foreign    atomic.Uint64
+	noRemote   atomic.Uint64
+	sendErrors atomic.Uint64
 
+	// closed is set before the socket is closed, so that WriteRTP fails
+	// even when it has no address to send to and never reaches the socket.
+	closed    atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
 	done      chan struct{}
 }
 
-// EndpointStats are per-leg receive counters.
+// EndpointStats are per-leg counters.
 type EndpointStats struct {
 	// Malformed counts datagrams shorter than an RTP header, not RTP
 	// version 2, or too large.
@@ -57,6 +66,20 @@ type EndpointStats struct {
 	// Foreign counts packets from a source other than the latched one;
 	// they are dropped so a third party cannot hijack the stream.
 	Foreign uint64
+	// NoRemote counts packets WriteRTP dropped because no usable address
+	// was known yet (no SDP address and nothing latched).
+	NoRemote uint64
+	// SendErrors counts packets WriteRTP lost to a failed send.
+	SendErrors uint64
+}
+
+// Receiver gets the valid RTP packets of a leg while no bridge relays them,
+// e.g. to detect DTMF during an IVR. ReceiveRTP runs on the leg's reader
+// goroutine, so it must be quick and must not block: the socket is not read
+// while it runs. pkt is reused once it returns, so it must not be kept, and
+// it must not call SetReceiver on the same leg, which waits for it.
+type Receiver interface {
+	ReceiveRTP(pkt []byte)
 }
 
 func newEndpoint(conn *net.UDPConn, p *Ports, slot int) *Endpoint {
@@ -122,13 +145,60 @@ func (e *Endpoint) Latched() bool { return e.latched.Load() != nil }
 
 // Stats returns the leg's receive counters.
 func (e *Endpoint) Stats() EndpointStats {
-	return EndpointStats{Malformed: e.malformed.Load(), Foreign: e.foreign.Load()}
+	return EndpointStats{
+		Malformed:  e.malformed.Load(),
+		Foreign:    e.foreign.Load(),
+		NoRemote:   e.noRemote.Load(),
+		SendErrors: e.sendErrors.Load(),
+	}
+}
+
+// SetReceiver makes r the receiver of the leg's valid RTP packets, replacing
+// any previous one; nil removes it. While a Bridge is attached the bridge
+// gets the packets and r does not; r gets them again once the bridge has
+// stopped. SetReceiver returns only after a ReceiveRTP in progress has
+// finished, so once it has removed a receiver, that receiver is not called
+// again and its state may be reused.
+func (e *Endpoint) SetReceiver(r Receiver) {
+	e.sinkMu.Lock()
+	e.receiver = r
+	e.sinkMu.Unlock()
+}
+
+// WriteRTP sends one packet to the leg's remote address, so that prompts can
+// be played to the leg. It does not keep pkt.
+//
+// A packet is dropped, and nil returned, when no address is known yet (an
+// SDP without a usable one, nothing latched) or the send fails: a prompt
+// must keep its pace and not end because the caller's media has not
+// arrived or one datagram was refused. Only a closed Endpoint is an error,
+// net.ErrClosed, so that playback to a leg that has gone ends.
+//
+// Packets written while a Bridge relays to this leg are interleaved with the
+// relayed ones, which the far end would see as one garbled stream.
+func (e *Endpoint) WriteRTP(pkt []byte) error {
+	if e.closed.Load() {
+		return net.ErrClosed
+	}
+	dst := e.remote.Load()
+	if dst == nil {
+		e.noRemote.Add(1)
+		return nil
+	}
+	if _, err := e.conn.WriteToUDPAddrPort(pkt, *dst); err != nil {
+		if errors.Is(err, net.ErrClosed) {
+			return err
+		}
+		e.sendErrors.Add(1)
+	}
+	return nil
 }
 
 // Close closes the socket, waits for the reader goroutine to end and returns
 // the port to the pool. It is idempotent.
 func (e *Endpoint) Close() error {
 	e.closeOnce.Do(func() {
+		e.closed.Store(true)
 		e.closeErr = e.conn.Close()
 		<-e.done
 		e.ports.release(e.slot)
@@ -165,6 +235,8 @@ func (e *Endpoint) readLoop() {
 		e.sinkMu.Lock()
 		if s := e.sink; s != nil {
 			s.forward(pkt)
+		} else if r := e.receiver; r != nil {
+			r.ReceiveRTP(pkt)
 		}
 		e.sinkMu.Unlock()
 	}
