@@ -26,6 +26,8 @@ type Router interface {
 	// on one, so no agent is offered two calls at once.
 	Acquire(agent string) bool
 	Release(agent string)
+	// Flow finds a flow a menu option leads to.
+	Flow(name string) (*config.Flow, bool)
 }
 
 // Deps are the collaborators shared by every call of an edge.
@@ -44,6 +46,7 @@ type Deps struct {
 const (
 	ringTimeout Kind = 100 + iota
 	maxWaitPassed
+	menuTimeout
 )
 
 // Call is one call in progress. Everything about it happens on the
@@ -58,6 +61,14 @@ type Call struct {
 	events  chan Event
 	done    chan struct{}
 	ringing bool
+	// answered is set once the caller's leg got its 200 OK, which the
+	// first prompt needs; an agent's answer then only bridges.
+	answered bool
+	// typeahead holds keys pressed during a prompt that no menu has
+	// read yet, so a caller who knows the menu need not wait for it.
+	typeahead []byte
+	// tag numbers prompts and menu timers; see Event.Tag.
+	tag uint64
 }
 
 // New prepares a call for rec (whose ID, SIP Call-ID, caller and
@@ -113,14 +124,7 @@ func (c *Call) Run(in Inbound) {
 	c.log.Info().Str("caller", c.rec.Caller).Str("tracking_number", c.rec.TrackingNumber).
 		Str("source", c.rec.Source).Str("flow", c.rec.Flow).Msg("call started")
 
-	for _, step := range c.flow.Steps {
-		if step.Queue != "" {
-			c.runQueue(step.Queue)
-			return
-		}
-	}
-	c.log.Error().Msg("flow has no queue step")
-	c.miss(MissedError, 500)
+	c.runFlow(c.flow)
 }
 
 func (c *Call) runQueue(name string) {
@@ -295,14 +299,9 @@ func (c *Call) talk(agent string, leg Outbound) {
 		return
 	}
 	defer stop()
-	if err := c.in.Answer(); err != nil {
+	if res := c.answer(); res != ringNext {
 		leg.Hangup()
-		if errors.Is(err, ErrCallerGone) {
-			c.miss(MissedCallerHangup, 0)
-			return
-		}
-		c.log.Error().Err(err).Msg("answering the caller failed")
-		c.miss(MissedError, 0)
+		c.answerFailed(res)
 		return
 	}
 	c.rec.Agent = agent
@@ -338,17 +337,52 @@ func (c *Call) talk(agent string, leg Outbound) {
 	}
 }
 
-// miss ends an unanswered call; code is the final response the caller
-// gets, 0 when the caller already has one (it left, or was answered).
-func (c *Call) miss(reason string, code int) {
-	if code != 0 {
-		c.in.Reject(code)
+// answer sends the caller's leg its 200 OK unless it already has one.
+func (c *Call) answer() ringResult {
+	if c.answered {
+		return ringNext
 	}
-	c.rec.MissedReason = reason
+	if err := c.in.Answer(); err != nil {
+		if errors.Is(err, ErrCallerGone) {
+			return ringCallerGone
+		}
+		c.log.Error().Err(err).Msg("answering the caller failed")
+		return ringBroken
+	}
+	c.answered = true
+	return ringNext
+}
+
+// answerFailed ends a call whose 200 OK could not be sent: the caller
+// left, or its transaction broke and no other response can reach it.
+func (c *Call) answerFailed(res ringResult) {
+	if res == ringCallerGone {
+		c.miss(MissedCallerHangup, 0)
+		return
+	}
+	c.miss(MissedError, 0)
+}
+
+// miss ends a call no agent answered; code is the final response an
+// unanswered caller gets, 0 when the caller already left. A caller the
+// edge answered for its prompts gets a BYE instead.
+func (c *Call) miss(reason string, code int) {
 	hangupBy := HangupEdge
 	if reason == MissedCallerHangup {
 		hangupBy = HangupCaller
 	}
+	c.missBy(reason, code, hangupBy)
+}
+
+func (c *Call) missBy(reason string, code int, hangupBy string) {
+	if code != 0 {
+		if c.answered {
+			c.in.Hangup()
+		} else {
+			c.in.Reject(code)
+		}
+	}
+	c.rec.MissedReason = reason
 	c.end(OutcomeMissed, hangupBy)
 }
 
@@ -373,5 +407,6 @@ func (c *Call) end(outcome, hangupBy string) {
 func (c *Call) publish(event string, at time.Time) {
 	rec := c.rec
 	rec.Attempts = slices.Clone(c.rec.Attempts)
+	rec.IVR = slices.Clone(c.rec.IVR)
 	c.deps.Publisher.Publish(event, at, rec)
 }

@@ -107,6 +107,45 @@ type fakeInbound struct {
 	mu        sync.Mutex
 	log       []string
 	answerErr error
+	// plays tells the test each prompt as it starts, so it can end it or
+	// press a key at the right moment.
+	plays chan play
+	ended map[uint64]bool // prompts the test let play to their end
+}
+
+// play is one prompt the call started on the caller's leg.
+type play struct {
+	name string
+	tag  uint64
+}
+
+func (in *fakeInbound) Play(p *config.Prompt, tag uint64) func() {
+	in.note("play " + p.Path)
+	if in.plays != nil {
+		in.plays <- play{name: p.Path, tag: tag}
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			in.mu.Lock()
+			ended := in.ended[tag]
+			in.mu.Unlock()
+			if !ended {
+				in.note("stop " + p.Path)
+			}
+		})
+	}
+}
+
+// finished marks a prompt as sent whole, as the leg would before posting
+// PromptEnded.
+func (in *fakeInbound) finished(tag uint64) {
+	in.mu.Lock()
+	if in.ended == nil {
+		in.ended = map[uint64]bool{}
+	}
+	in.ended[tag] = true
+	in.mu.Unlock()
 }
 
 func (in *fakeInbound) note(s string) {
@@ -282,6 +321,7 @@ func (p *recordingPublisher) all() []published {
 // which agents this call holds.
 type fakeRouter struct {
 	queues map[string]*config.Queue
+	flows  map[string]*config.Flow
 
 	mu       sync.Mutex
 	busy     map[string]bool
@@ -292,6 +332,11 @@ type fakeRouter struct {
 func (r *fakeRouter) Queue(name string) (*config.Queue, bool) {
 	q, ok := r.queues[name]
 	return q, ok
+}
+
+func (r *fakeRouter) Flow(name string) (*config.Flow, bool) {
+	f, ok := r.flows[name]
+	return f, ok
 }
 
 func (r *fakeRouter) Order(q *config.Queue) iter.Seq[string] {

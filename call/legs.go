@@ -1,6 +1,10 @@
 package call
 
-import "time"
+import (
+	"time"
+
+	"github.com/callsign/callsign/config"
+)
 
 // Inbound is the caller's leg: the carrier's INVITE, as the call drives it.
 // Its methods never block on the network: they start the work and report
@@ -15,6 +19,13 @@ type Inbound interface {
 	Reject(code int)
 	// Hangup ends the answered call (BYE).
 	Hangup()
+	// Play starts sending prompt to the answered caller and returns at
+	// once. When all of it has been sent the leg posts PromptEnded with
+	// tag; a playback that is stopped posts nothing. stop ends the
+	// playback early and returns once nothing more of it will be sent;
+	// it may be called any number of times. Keys the caller presses are
+	// posted as DigitPressed whether or not a prompt is playing.
+	Play(prompt *config.Prompt, tag uint64) (stop func())
 }
 
 // Outbound is a leg to an agent's phone.
@@ -73,6 +84,11 @@ const (
 	MediaTimeout
 	// Shutdown: the edge stops; answered calls are hung up.
 	Shutdown
+	// DigitPressed: the caller pressed Digit, by RFC 4733, SIP INFO or
+	// in-band tones (Via).
+	DigitPressed
+	// PromptEnded: the prompt played with Tag has been sent whole.
+	PromptEnded
 )
 
 // Event is one thing that happened to a call.
@@ -80,6 +96,12 @@ type Event struct {
 	Kind Kind
 	Leg  Outbound
 	Code int
+	// Digit and Via are set on DigitPressed.
+	Digit byte
+	Via   string
+	// Tag is set on PromptEnded and on the call's own timers, so that a
+	// late event of a prompt or menu already left is told apart.
+	Tag uint64
 }
 
 // Clock is the time source of calls, so flows can be tested without

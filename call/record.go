@@ -25,6 +25,17 @@ const (
 	MissedError        = "error"
 )
 
+// How a call left its flow without reaching a queue.
+const (
+	// IVRHangup: the caller chose a menu option that hangs up.
+	IVRHangup = "hangup_option"
+	// IVRMenuTimeout: a menu got no valid key within its retries and
+	// has no default.
+	IVRMenuTimeout = "menu_timeout"
+	// IVRFlowEnd: the flow's last step was a prompt.
+	IVRFlowEnd = "flow_end"
+)
+
 // Who ended a call.
 const (
 	HangupCaller = "caller"
@@ -63,15 +74,22 @@ type Record struct {
 	Campaign       string
 	Keyword        string
 	Flow           string
-	Queue          string
-	Agent          string
-	Outcome        string
-	MissedReason   string
-	HangupBy       string
-	StartedAt      time.Time
-	AnsweredAt     time.Time
-	EndedAt        time.Time
-	Attempts       []Attempt
+	// IVR are the keys the caller pressed in the flow's prompts and
+	// menus, in order: nil when the flow has none, empty when the caller
+	// pressed nothing.
+	IVR []string
+	// IVRExit says how a call that never reached a queue left its flow
+	// (IVRHangup, IVRMenuTimeout, IVRFlowEnd).
+	IVRExit      string
+	Queue        string
+	Agent        string
+	Outcome      string
+	MissedReason string
+	HangupBy     string
+	StartedAt    time.Time
+	AnsweredAt   time.Time
+	EndedAt      time.Time
+	Attempts     []Attempt
 }
 
 // Wait is the time from start until an agent answered or the call ended

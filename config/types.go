@@ -5,6 +5,8 @@ package config
 import (
 	"net/netip"
 	"time"
+
+	"github.com/callsign/callsign/media"
 )
 
 // Config is one validated configuration of the edge. It is immutable once
@@ -99,7 +101,59 @@ type Flow struct {
 
 // Step is one step of a flow. Exactly one field is set.
 type Step struct {
+	// Play is a prompt the caller hears to its end, unless a key stops it.
+	Play *Prompt
+	// Menu reads one key and leads elsewhere; steps after it are never
+	// reached.
+	Menu *Menu
+	// Queue offers the call to the agents of the named queue.
 	Queue string
+}
+
+// Menu plays a prompt, reads one key and branches on it.
+type Menu struct {
+	Prompt *Prompt
+	// Timeout is how long after the prompt ends a key is waited for.
+	Timeout time.Duration
+	// Retries is how many more times the menu is offered after a timeout
+	// or an invalid key, before Default is taken.
+	Retries int
+	// Options are keyed by the key: '0'-'9', '*' or '#'.
+	Options map[byte]Action
+	// Default is taken when the retries are used up; nil hangs up.
+	Default *Action
+	// InvalidPrompt is played after a key no option names; nil plays
+	// nothing before the menu prompt again.
+	InvalidPrompt *Prompt
+}
+
+// Action is where a menu choice leads. Exactly one field is set.
+type Action struct {
+	Queue  string
+	Flow   string
+	Hangup bool
+}
+
+// Prompt is an audio file, decoded and encoded once for each codec a call
+// may use when the configuration is loaded, so calls only send frames.
+type Prompt struct {
+	// Path is the file it was read from, or "builtin:NAME.wav" for a
+	// prompt shipped in the binary.
+	Path string
+	PCMU *media.Prompt
+	PCMA *media.Prompt
+}
+
+// For returns the prompt encoded for codec ("PCMU" or "PCMA"), nil for
+// any other.
+func (p *Prompt) For(codec string) *media.Prompt {
+	switch codec {
+	case "PCMU":
+		return p.PCMU
+	case "PCMA":
+		return p.PCMA
+	}
+	return nil
 }
 
 // Queue is a group of agents and how calls are offered to them.

@@ -34,6 +34,19 @@ func MarshalEvent(event string, id string, at time.Time, rec call.Record) ([]byt
 	b = appendStringField(b, "campaign", rec.Campaign, false)
 	b = appendStringField(b, "keyword", rec.Keyword, false)
 	b = appendStringField(b, "flow", rec.Flow, false)
+	// ivr is present from the first prompt of a flow, empty if the
+	// caller pressed nothing: that is known, not missing.
+	if rec.IVR != nil {
+		b = append(b, `,"ivr":[`...)
+		for i, d := range rec.IVR {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, d)
+		}
+		b = append(b, ']')
+	}
+	b = appendStringField(b, "ivr_exit", rec.IVRExit, false)
 	b = appendStringField(b, "queue", rec.Queue, false)
 	b = appendStringField(b, "agent", rec.Agent, false)
 	b = appendStringField(b, "outcome", rec.Outcome, false)
@@ -96,6 +109,7 @@ func estimateSize(event, id string, rec *call.Record) int {
 	n := 512 + len(event) + len(id) + len(rec.ID) + len(rec.SIPCallID) + len(rec.Caller) + len(rec.CallerName) +
 		len(rec.TrackingNumber) + len(rec.Source) + len(rec.Medium) + len(rec.Campaign) +
 		len(rec.Keyword) + len(rec.Flow) + len(rec.Queue) + len(rec.Agent)
+	n += 24 + 4*len(rec.IVR)
 	for i := range rec.Attempts {
 		n += 104 + len(rec.Attempts[i].Agent)
 	}

@@ -196,6 +196,32 @@ func TestMarshalAttemptFields(t *testing.T) {
 	}
 }
 
+func TestMarshalIVR(t *testing.T) {
+	cases := []struct {
+		name string
+		rec  call.Record
+		want string // the ivr part of the JSON, "" when absent
+	}{
+		{"flow without prompts", call.Record{ID: "c"}, ""},
+		{"prompts, nothing pressed", call.Record{ID: "c", IVR: []string{}}, `"ivr":[]`},
+		{"keys in order", call.Record{ID: "c", IVR: []string{"2", "*", "#"}}, `"ivr":["2","*","#"]`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b, _ := events.MarshalEvent(call.EventCompleted, "id", t0, c.rec)
+			m := decode(t, b)
+			_, present := m["ivr"]
+			if present != (c.want != "") || c.want != "" && !strings.Contains(string(b), c.want) {
+				t.Errorf("got %s, want %q", b, c.want)
+			}
+		})
+	}
+	b, _ := events.MarshalEvent(call.EventCompleted, "id", t0, call.Record{ID: "c", IVR: []string{}, IVRExit: call.IVRMenuTimeout})
+	if m := decode(t, b); m["ivr_exit"] != "menu_timeout" {
+		t.Errorf("ivr_exit: %s", b)
+	}
+}
+
 func TestMarshalTimeIsUTC(t *testing.T) {
 	loc := time.FixedZone("X", -5*3600)
 	b, _ := events.MarshalEvent("call.started", "id", time.Date(2026, 1, 2, 3, 4, 5, 0, loc), call.Record{})

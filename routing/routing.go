@@ -25,6 +25,7 @@ type Attribution struct {
 type Table struct {
 	numbers map[string]Attribution
 	queues  map[string]*config.Queue
+	flows   map[string]*config.Flow
 }
 
 // NewTable indexes cfg, which Load has already validated.
@@ -32,6 +33,7 @@ func NewTable(cfg *config.Config) *Table {
 	t := &Table{
 		numbers: make(map[string]Attribution, len(cfg.Numbers)),
 		queues:  cfg.Queues,
+		flows:   cfg.Flows,
 	}
 	for e164, n := range cfg.Numbers {
 		t.numbers[e164] = Attribution{
@@ -75,6 +77,12 @@ func (r *Router) Swap(t *Table) { r.table.Store(t) }
 func (r *Router) Queue(name string) (*config.Queue, bool) {
 	q, ok := r.table.Load().queues[name]
 	return q, ok
+}
+
+// Flow finds a flow of the table in force, for a menu that leads to one.
+func (r *Router) Flow(name string) (*config.Flow, bool) {
+	f, ok := r.table.Load().flows[name]
+	return f, ok
 }
 
 // Order is the round-robin order of q for one call: each call starts one

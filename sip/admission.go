@@ -95,6 +95,7 @@ func (e *Edge) onInvite(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
 	c := call.New(&e.deps, rec, attr.Flow)
 	in.call = c
 	in.log = c.Log()
+	in.listen()
 	e.dialogs.Store(in.callID, in)
 	e.calls.Add(1)
 	e.active.Add(1)
@@ -185,6 +186,21 @@ func (e *Edge) onOptions(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
 }
 
 // onOther answers the methods the edge has no handler for.
+// onInfo takes INFO within a dialog: keys from the caller; anything else,
+// such as an agent phone's INFO, is acknowledged and not acted on.
+func (e *Edge) onInfo(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
+	d, ok := e.dialogs.Load(callID(req))
+	if !ok {
+		e.respond(tx, req, 481, "Call/Transaction Does Not Exist")
+		return
+	}
+	if in, ok := d.(*inbound); ok {
+		in.info(req, tx)
+		return
+	}
+	e.respond(tx, req, 200, "OK")
+}
+
 func (e *Edge) onOther(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
 	if req.IsAck() {
 		return
@@ -199,7 +215,7 @@ func (e *Edge) onOther(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
 			return
 		}
 		if req.Method == sipmsg.INFO {
-			e.respond(tx, req, 200, "OK")
+			e.onInfo(req, tx)
 			return
 		}
 	}

@@ -20,6 +20,8 @@ func (e *Edge) Bridge(ci call.Inbound, co call.Outbound, onTimeout func()) (func
 		Timeout:   e.settings.Load().cfg.Media.Timeout,
 		OnTimeout: onTimeout,
 		Meter:     e.opts.Meter,
+		// A caller who heard prompts keeps hearing the same stream.
+		ContinueA: in.takeStream(),
 	}
 	if in.tePT != 0 && out.tePT != 0 && in.tePT != out.tePT {
 		opt.PTMapAtoB = map[uint8]uint8{in.tePT: out.tePT}

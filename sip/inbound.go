@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/callsign/callsign/call"
+	"github.com/callsign/callsign/config"
 	"github.com/callsign/callsign/media"
 	sipmsg "github.com/emiago/sipgo/sip"
 	"github.com/rs/zerolog"
@@ -35,6 +37,12 @@ type inbound struct {
 	answered bool
 	byeSent  bool
 	legs     []*outbound // every agent leg rung for this call
+
+	// playMu serialises prompts: one plays at a time, and the bridge
+	// takes the stream over only once none is playing.
+	playMu   sync.Mutex
+	stream   *media.RTPStream // nil until the first prompt
+	playback *media.Playback
 }
 
 func (e *Edge) newInbound(req *sipmsg.Request, tx sipmsg.ServerTransaction, offer *media.Offer, codec media.Codec) (*inbound, error) {
@@ -84,6 +92,94 @@ func (in *inbound) response(code int, reason string, body []byte) *sipmsg.Respon
 		res.AppendHeader(in.e.contact(in.req.Transport()))
 	}
 	return res
+}
+
+// listen starts reading the caller's keys from its RTP: RFC 4733 events
+// when it offered telephone-event, the tones in its audio otherwise. It
+// runs once the leg belongs to a call, which the keys are posted to.
+func (in *inbound) listen() {
+	r, err := media.NewDTMFReceiver(strings.ToUpper(in.codec.Name), in.tePT, in.digit)
+	if err != nil {
+		in.log.Warn().Err(err).Msg("keys pressed in the audio cannot be read")
+		return
+	}
+	in.ep.SetReceiver(r)
+}
+
+func (in *inbound) digit(d byte, via string) {
+	in.call.Post(call.Event{Kind: call.DigitPressed, Digit: d, Via: via})
+}
+
+// Play sends a prompt to the caller on the leg's one RTP stream, so that
+// prompts and, after them, the agent's voice reach the caller as a single
+// continuous stream.
+func (in *inbound) Play(p *config.Prompt, tag uint64) func() {
+	in.playMu.Lock()
+	defer in.playMu.Unlock()
+	in.stopPlaybackLocked()
+	prompt := p.For(strings.ToUpper(in.codec.Name))
+	if prompt == nil {
+		in.log.Error().Str("prompt", p.Path).Str("codec", in.codec.Name).Msg("prompt not encoded for the call's codec")
+		// Posted from elsewhere: the call's goroutine is the one calling.
+		go in.call.Post(call.Event{Kind: call.PromptEnded, Tag: tag})
+		return func() {}
+	}
+	if in.stream == nil {
+		in.stream = media.NewRTPStream()
+	}
+	pb := media.StartPlay(context.Background(), in.stream, prompt, in.ep, nil)
+	in.playback = pb
+	go func() {
+		if err := pb.Wait(); err == nil {
+			in.call.Post(call.Event{Kind: call.PromptEnded, Tag: tag})
+		} else if !errors.Is(err, media.ErrPlaybackStopped) {
+			in.log.Debug().Err(err).Str("prompt", p.Path).Msg("prompt ended early")
+		}
+	}()
+	return func() { _ = pb.Stop() }
+}
+
+// takeStream stops any prompt and hands over the stream the caller has
+// heard prompts on (nil if none), for the bridge to continue.
+func (in *inbound) takeStream() *media.RTPStream {
+	in.playMu.Lock()
+	defer in.playMu.Unlock()
+	in.stopPlaybackLocked()
+	return in.stream
+}
+
+func (in *inbound) stopPlaybackLocked() {
+	if in.playback != nil {
+		_ = in.playback.Stop()
+		in.playback = nil
+	}
+}
+
+// info takes a SIP INFO of the caller's dialog: a key pressed, sent as
+// application/dtmf-relay or application/dtmf.
+func (in *inbound) info(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
+	body := req.Body()
+	ct := ""
+	if h := req.ContentType(); h != nil {
+		ct = h.Value()
+	}
+	if len(body) == 0 {
+		// An empty INFO is a keep-alive some carriers send.
+		in.e.respond(tx, req, 200, "OK")
+		return
+	}
+	d, err := media.ParseDTMFInfo(ct, body)
+	switch {
+	case errors.Is(err, media.ErrDTMFContentType):
+		in.e.respond(tx, req, 415, "Unsupported Media Type", sipmsg.NewHeader("Accept", "application/dtmf-relay, application/dtmf"))
+		return
+	case err != nil:
+		in.log.Info().Err(err).Msg("SIP INFO with a bad DTMF body")
+		in.e.respond(tx, req, 400, "Bad DTMF Body")
+		return
+	}
+	in.e.respond(tx, req, 200, "OK")
+	in.digit(d, "info")
 }
 
 // Ringing sends 180 Ringing.
@@ -223,6 +319,10 @@ func (in *inbound) close() {
 		for _, o := range legs {
 			o.close()
 		}
+		in.playMu.Lock()
+		in.stopPlaybackLocked()
+		in.playMu.Unlock()
+		in.ep.SetReceiver(nil)
 		_ = in.ep.Close()
 	})
 }
