@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/callsign/callsign/prompts"
 )
 
 // envOf gives a lookup function over a fixed map, so tests never see the
@@ -85,7 +87,7 @@ func TestValid(t *testing.T) {
 			"+15550100003":  {E164: "+15550100003", Flow: "sales"},
 		},
 		Flows: map[string]*Flow{
-			"sales":   {Name: "sales", Steps: []Step{{Queue: "sales"}, {Queue: "support"}}},
+			"sales":   {Name: "sales", Steps: []Step{{Queue: "sales"}}},
 			"support": {Name: "support", Steps: []Step{{Queue: "support"}}},
 			"unused":  {Name: "unused", Steps: []Step{{Queue: "support"}}},
 		},
@@ -156,7 +158,7 @@ func TestExample(t *testing.T) {
 	if err != nil {
 		t.Fatalf("examples/callsign.yaml must load: %v", err)
 	}
-	if got, want := c.Summary(), "../examples/callsign.yaml: ok — 3 numbers, 2 flows, 2 queues, 2 agents, 1 trunk"; got != want {
+	if got, want := c.Summary(), "../examples/callsign.yaml: ok — 3 numbers, 2 flows, 2 queues, 2 agents, 1 trunk, 3 prompts"; got != want {
 		t.Errorf("Summary() = %q, want %q", got, want)
 	}
 	if q := c.Queues["sales"]; q.MaxWait != 2*time.Minute || q.RingTimeout != 20*time.Second {
@@ -164,6 +166,146 @@ func TestExample(t *testing.T) {
 	}
 	if a := c.Agents["carol"]; a.SIP == nil || a.SIP.Contact != "sip:carol@127.0.0.1:5090" {
 		t.Errorf("agent carol = %+v", a)
+	}
+}
+
+func TestFlows(t *testing.T) {
+	c := mustLoad(t, "testdata/flows.yaml", nil)
+	main, support, closed := c.Flows["main"], c.Flows["support"], c.Flows["closed"]
+	if len(main.Steps) != 3 || len(support.Steps) != 1 || len(closed.Steps) != 1 {
+		t.Fatalf("steps: main %+v, support %+v, closed %+v", main.Steps, support.Steps, closed.Steps)
+	}
+	welcome, tone16k, menu := main.Steps[0].Play, main.Steps[1].Play, main.Steps[2].Menu
+	sub := support.Steps[0].Menu
+	if welcome == nil || tone16k == nil || menu == nil || sub == nil || closed.Steps[0].Play == nil {
+		t.Fatalf("steps: main %+v, support %+v, closed %+v", main.Steps, support.Steps, closed.Steps)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"built-in prompt", welcome.Path, "builtin:welcome.wav"},
+		{"prompt file", tone16k.Path, abs(t, "testdata/prompts/tone-16k.wav")},
+		{"menu prompt", menu.Prompt.Path, abs(t, "testdata/prompts/tone-8k.wav")},
+		{"default timeout", menu.Timeout, 5 * time.Second},
+		{"default retries", menu.Retries, 2},
+		{"no default", menu.Default, (*Action)(nil)},
+		{"no invalid prompt", menu.InvalidPrompt, (*Prompt)(nil)},
+		{"options", menu.Options, map[byte]Action{
+			'1': {Queue: "sales"}, '2': {Flow: "support"}, '*': {Hangup: true}, '#': {Flow: "main"}, '0': {Flow: "closed"},
+		}},
+		{"timeout", sub.Timeout, 3 * time.Second},
+		{"no retries", sub.Retries, 0},
+		{"default", sub.Default, &Action{Queue: "sales"}},
+		{"invalid prompt", sub.InvalidPrompt.Path, "builtin:invalid.wav"},
+		{"options of support", sub.Options, map[byte]Action{'9': {Flow: "main"}}},
+		{"play of closed", closed.Steps[0].Play.Path, "builtin:goodbye.wav"},
+		{"8 kHz file as is", menu.Prompt.PCMU.Duration(), 200 * time.Millisecond},
+		{"16 kHz file resampled", tone16k.PCMA.Frames(), 10},
+		{"summary", c.Summary(), "testdata/flows.yaml: ok — 1 number, 3 flows, 1 queue, 1 agent, 1 trunk, 5 prompts"},
+	}
+	for _, ch := range checks {
+		if !reflect.DeepEqual(ch.got, ch.want) {
+			t.Errorf("%s = %+v, want %+v", ch.name, ch.got, ch.want)
+		}
+	}
+	if sub.Prompt != menu.Prompt {
+		t.Error("prompts/tone-8k.wav and ./prompts/tone-8k.wav must be one Prompt")
+	}
+	for _, p := range []*Prompt{welcome, tone16k, menu.Prompt, sub.InvalidPrompt} {
+		if p.PCMU == nil || p.PCMA == nil || p.For("PCMU") != p.PCMU || p.For("PCMA") != p.PCMA || p.For("G722") != nil {
+			t.Errorf("%s: PCMU %v, PCMA %v", p.Path, p.PCMU, p.PCMA)
+			continue
+		}
+		if p.PCMU.Codec() != "PCMU" || p.PCMA.Codec() != "PCMA" || p.PCMU.Duration() != p.PCMA.Duration() || p.PCMU.Name() != p.Path {
+			t.Errorf("%s: PCMU %s %v %s, PCMA %s %v", p.Path, p.PCMU.Codec(), p.PCMU.Duration(), p.PCMU.Name(), p.PCMA.Codec(), p.PCMA.Duration())
+		}
+	}
+	if d := welcome.PCMU.Duration(); d < 4*time.Second || d > 5*time.Second {
+		t.Errorf("built-in welcome.wav lasts %v, want about 4.5s", d)
+	}
+
+	// Prompts belong to one load: a reload reads the files again, so an
+	// operator's new recording is picked up.
+	again := mustLoad(t, "testdata/flows.yaml", nil)
+	if again.Flows["main"].Steps[0].Play == welcome || again.Flows["support"].Steps[0].Menu.Prompt == sub.Prompt {
+		t.Error("two loads share prompts")
+	}
+}
+
+// TestBuiltinOverride checks that prompts/NAME.wav plays the built-in copy
+// from wherever the configuration is, unless that file is there.
+func TestBuiltinOverride(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "callsign.yaml")
+	data, err := os.ReadFile("testdata/defaults.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data = []byte(strings.Replace(string(data), "      - queue: sales", "      - play: prompts/welcome.wav\n      - queue: sales", 1))
+	if err := os.WriteFile(cfg, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Flows["sales"].Steps[0].Play.Path; got != "builtin:welcome.wav" {
+		t.Errorf("without the file, Path = %q, want builtin:welcome.wav", got)
+	}
+
+	tone, err := os.ReadFile("testdata/prompts/tone-8k.wav")
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := filepath.Join(dir, "prompts", "welcome.wav")
+	if err := os.Mkdir(filepath.Dir(own), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(own, tone, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if c, err = Load(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if p := c.Flows["sales"].Steps[0].Play; p.Path != own || p.PCMU.Duration() != 200*time.Millisecond {
+		t.Errorf("with the file, Path = %q lasting %v, want %s lasting 200ms", p.Path, p.PCMU.Duration(), own)
+	}
+}
+
+// TestBuiltinPrompts checks that every shipped prompt is built in and can
+// be played.
+func TestBuiltinPrompts(t *testing.T) {
+	files, err := filepath.Glob("../prompts/*.wav")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, f := range files {
+		want = append(want, filepath.Base(f))
+	}
+	names := prompts.Names()
+	if len(want) == 0 || !reflect.DeepEqual(names, want) {
+		t.Fatalf("prompts.Names() = %q, want %q", names, want)
+	}
+	for _, name := range names {
+		data, ok := prompts.Lookup(name)
+		if !ok {
+			t.Errorf("Lookup(%q) found nothing", name)
+			continue
+		}
+		if p := readPrompt(builtinPrefix + name); p.fail != "" {
+			t.Errorf("%s: %s", name, p.fail)
+		}
+		data[0] = 'X'
+		if again, _ := prompts.Lookup(name); again[0] != 'R' {
+			t.Errorf("Lookup(%q) returned the built-in bytes themselves", name)
+		}
+	}
+	for _, name := range []string{"nope.wav", "README.md", "", ".", "../prompts/welcome.wav", "./welcome.wav"} {
+		if _, ok := prompts.Lookup(name); ok {
+			t.Errorf("Lookup(%q) found a prompt", name)
+		}
 	}
 }
 
@@ -241,7 +383,69 @@ func TestProblems(t *testing.T) {
 		{"flow_no_steps", []string{`7:3: flow "sales" has no steps: give at least one, like steps: [{queue: NAME}]`}},
 		{"step_two_actions", []string{
 			`9:24: flow "sales" step 1 has both "queue" and "play": a step is one action, write each as its own step`,
-			`9:24: flow "sales" step 1: key "play" is not supported yet (supported: queue)`,
+		}},
+		{"step_unreachable", []string{
+			`14:9: flow "sales" steps 3 to 4 are never reached: the menu before them always leads elsewhere`,
+			`19:9: flow "support" step 2 is never reached: the queue step before it ends the flow`,
+		}},
+		{"menu_no_options", []string{
+			`9:9: flow "sales" step 1 menu has no options: give at least one, like options: {"1": {queue: NAME}}`,
+			`14:57: flow "empty_options" step 1 menu options is empty: give at least one, like options: {"1": {queue: NAME}}`,
+			`19:11: flow "null_options" step 1 menu options is empty: give at least one, like options: {"1": {queue: NAME}}`,
+			`22:9: flow "null_menu" step 1 menu needs a prompt and options, like menu: {prompt: prompts/sales-menu.wav, options: {"1": {queue: NAME}}}`,
+		}},
+		{"menu_bad_key", []string{
+			`13:13: flow "sales" step 1 menu option "12" must be one key of the phone: 0-9, "*" or "#"`,
+			`14:13: flow "sales" step 1 menu option "x" must be one key of the phone: 0-9, "*" or "#"`,
+			`15:13: duplicate key "1" in flow "sales" step 1 menu options (first on line 12)`,
+		}},
+		{"menu_bad_values", []string{
+			`11:20: flow "sales" step 1 menu timeout must be more than 0`,
+			`12:20: flow "sales" step 1 menu retries must be a whole number of 0 or more, got "-1"`,
+			`13:11: unknown key "retry" in flow "sales" step 1 menu (known: prompt, timeout, retries, options, default, invalid_prompt)`,
+			`19:20: flow "support" step 1 menu timeout must be at most 60s: the caller waits in silence this long on each try`,
+			`20:20: flow "support" step 1 menu retries must be at most 10, got 11`,
+			`26:20: flow "other" step 1 menu timeout "soon" is not a duration (like 30s, 2m, 1h30m, 90d)`,
+			`27:20: flow "other" step 1 menu retries must be a whole number of 0 or more, got "many"`,
+		}},
+		{"action_two_keys", []string{
+			`12:33: flow "sales" step 1 menu option "1" has both "queue" and "flow": a choice leads to one place, give one of queue, flow or hangup`,
+			`13:18: flow "sales" step 1 menu option "2" is empty: give one of queue: NAME, flow: NAME or hangup: true`,
+			`14:13: flow "sales" step 1 menu option "3" is empty: give one of queue: NAME, flow: NAME or hangup: true`,
+			`15:19: unknown key "queu" in flow "sales" step 1 menu option "4" (known: queue, flow, hangup)`,
+			`16:18: flow "sales" step 1 menu option "5" must be {queue: NAME}, {flow: NAME} or {hangup: true}, got the string "hangup"`,
+			`17:35: flow "sales" step 1 menu default has both "queue" and "hangup": a choice leads to one place, give one of queue, flow or hangup`,
+		}},
+		{"hangup_false", []string{
+			`13:27: flow "sales" step 1 menu option "2": hangup: false leads nowhere: remove it and give queue or flow, or write hangup: true`,
+			`14:27: flow "sales" step 1 menu option "3" hangup must be true, got "yes"`,
+			`15:27: flow "sales" step 1 menu option "4" hangup must be true, got ""`,
+		}},
+		// A choice leading to an undefined flow is reported as such, not
+		// also as a loop through the menu's own flow.
+		{"menu_missing_ref", []string{
+			`12:26: flow "sales" step 1 menu option "1" names queue "salse", which is not defined`,
+			`13:25: flow "sales" step 1 menu option "2" names flow "suport", which is not defined`,
+			`15:27: flow "sales" step 1 menu default names flow "nowhere", which is not defined`,
+		}},
+		{"flow_loop", []string{
+			`7:3: flow "sales" never reaches a queue or a hangup: every choice of its menu, default included, goes round sales → support → sales; lead one to a queue or to hangup: true`,
+			`14:3: flow "support" never reaches a queue or a hangup: every choice of its menu, default included, goes round support → sales → support; lead one to a queue or to hangup: true`,
+			`23:3: flow "again" never reaches a queue or a hangup: every choice of its menu, default included, goes round again → again; lead one to a queue or to hangup: true`,
+			`26:3: flow "into_loop" never reaches a queue or a hangup: every choice of its menu, default included, goes round into_loop → support → sales → support; lead one to a queue or to hangup: true`,
+		}},
+		{"prompt_missing", []string{
+			`9:15: flow "sales" step 1 play: prompt "prompts/welcom.wav": no such file (looked for $TESTDATA/bad/prompts/welcom.wav); did you mean the built-in prompts/welcome.wav?`,
+			`10:15: flow "sales" step 2 play: prompt "sounds/hello.wav": no such file (looked for $TESTDATA/bad/sounds/hello.wav)`,
+			`11:15: flow "sales" step 3 play: prompt "audio/goodbye.wav": no such file (looked for $TESTDATA/bad/audio/goodbye.wav); the built-in goodbye.wav is used when written prompts/goodbye.wav`,
+			`12:15: flow "sales" step 4 play needs a WAV file, like prompts/welcome.wav`,
+			`14:19: flow "sales" step 5 menu prompt: prompt "prompts/nope.wav": no such file (looked for $TESTDATA/bad/prompts/nope.wav); built in: prompts/goodbye.wav, prompts/hold-music.wav, prompts/invalid.wav, prompts/recording-consent.wav, prompts/recording-notice.wav, prompts/sales-menu.wav, prompts/welcome.wav`,
+			`15:27: flow "sales" step 5 menu invalid_prompt: prompt "prompts/Invalid": no such file (looked for $TESTDATA/bad/prompts/Invalid); did you mean the built-in prompts/invalid.wav?`,
+		}},
+		{"prompt_not_wav", []string{
+			`9:15: flow "sales" step 1 play: prompt "../prompts/not-audio.wav": not a WAV file (no RIFF/WAVE header)`,
+			`10:15: flow "sales" step 2 play: prompt "../prompts": $TESTDATA/prompts is a directory, not a WAV file`,
+			`12:19: flow "sales" step 3 menu prompt: prompt "../prompts/not-audio.wav": not a WAV file (no RIFF/WAVE header)`,
 		}},
 		{"no_trunks", []string{
 			`1:1: no trunks: at least one trunk must say which carrier addresses may place calls (trunks: {NAME: {allow: [CIDR]}})`,
@@ -270,9 +474,11 @@ func TestProblems(t *testing.T) {
 			if !errors.As(err, &errs) {
 				t.Fatalf("error is %T, want Errors: %v", err, err)
 			}
+			// Missing files are reported with the absolute path looked at.
+			testdata := abs(t, "testdata")
 			want := make([]string, len(tt.want))
 			for i, w := range tt.want {
-				want[i] = path + ":" + w
+				want[i] = path + ":" + strings.ReplaceAll(w, "$TESTDATA", testdata)
 			}
 			if got := strings.Split(err.Error(), "\n"); !reflect.DeepEqual(got, want) {
 				t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -287,8 +493,6 @@ func TestReferenceNotSupportedYet(t *testing.T) {
 	want := []string{
 		`42:1: section "pools" is not supported yet`,
 		`52:5: flow "sales": key "record" is not supported yet`,
-		`54:9: flow "sales" step 1: key "play" is not supported yet (supported: queue)`,
-		`55:9: flow "sales" step 2: key "menu" is not supported yet (supported: queue)`,
 		`64:5: flow "support": key "record" is not supported yet`,
 		`70:15: queue "sales": strategy "longest-idle" is not supported yet (supported: round-robin)`,
 		`73:5: queue "sales": key "hours" is not supported yet`,

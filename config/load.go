@@ -27,7 +27,7 @@ func LoadBytes(path string, data []byte, env func(string) (string, bool)) (*Conf
 	if env == nil {
 		env = os.LookupEnv
 	}
-	l := &loader{file: path, env: env}
+	l := &loader{file: path, env: env, prompts: map[string]promptFile{}}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		l.syntaxError(err)
@@ -54,6 +54,10 @@ type loader struct {
 	// checks run once every section is read: references between sections
 	// (a number's flow, a flow's queue) can only be resolved then.
 	checks []func()
+	// prompts are the prompt files read so far, by absolute path or
+	// builtin:NAME, so a file named by several steps is read and encoded
+	// once and its steps share one Prompt.
+	prompts map[string]promptFile
 }
 
 func (l *loader) problem(n *yaml.Node, format string, args ...any) {

@@ -28,6 +28,8 @@ const (
 	DefaultStorageDir     = "./data"
 	DefaultStrategy       = StrategyRoundRobin
 	DefaultRingTimeout    = 20 * time.Second
+	DefaultMenuTimeout    = 5 * time.Second
+	DefaultMenuRetries    = 2
 )
 
 // StrategyRoundRobin is the only queue strategy of this version.
@@ -537,74 +539,6 @@ func (l *loader) numbers(n *yaml.Node, c *Config) {
 	})
 }
 
-func (l *loader) flows(n *yaml.Node, c *Config) {
-	l.entries(n, "flows", func(name string, k, v *yaml.Node) {
-		f := &Flow{Name: name}
-		c.Flows[name] = f
-		where := fmt.Sprintf("flow %q", name)
-		stepsSeen := 0
-		l.fields(v, where, []key{
-			{name: "record"},
-			{name: "steps", parse: func(_, v *yaml.Node) {
-				items, ok := l.list(v, where+" steps")
-				if !ok {
-					stepsSeen = -1
-					return
-				}
-				stepsSeen = len(items)
-				for i, it := range items {
-					l.step(it, fmt.Sprintf("%s step %d", where, i+1), f, c)
-				}
-			}},
-		})
-		if stepsSeen == 0 {
-			l.problem(k, "%s has no steps: give at least one, like steps: [{queue: NAME}]", where)
-		}
-	})
-}
-
-func (l *loader) step(n *yaml.Node, where string, f *Flow, c *Config) {
-	var step Step
-	keys := []key{
-		{name: "queue", parse: func(_, v *yaml.Node) {
-			q, present, ok := l.str(v, where+" queue")
-			if !ok {
-				return
-			}
-			if !present || q == "" {
-				l.problem(v, "%s: queue needs a queue name", where)
-				return
-			}
-			step.Queue = q
-			flow := f.Name
-			l.checks = append(l.checks, func() {
-				if _, ok := c.Queues[q]; !ok {
-					l.problem(v, "flow %q names queue %q, which is not defined", flow, q)
-				}
-			})
-		}},
-		{name: "play", hint: "(supported: queue)"},
-		{name: "menu", hint: "(supported: queue)"},
-	}
-	ps, ok := l.pairs(n, where)
-	if !ok {
-		return
-	}
-	if len(ps) == 0 {
-		l.problem(n, "%s is empty: a step is one action, like {queue: NAME}", where)
-		return
-	}
-	if len(ps) > 1 {
-		l.problem(ps[1].k, "%s has both %q and %q: a step is one action, write each as its own step", where, ps[0].k.Value, ps[1].k.Value)
-	}
-	for _, p := range ps {
-		l.field(p, where, keys)
-	}
-	if step != (Step{}) {
-		f.Steps = append(f.Steps, step)
-	}
-}
-
 func (l *loader) queues(n *yaml.Node, c *Config) {
 	l.entries(n, "queues", func(name string, k, v *yaml.Node) {
 		q := &Queue{Name: name, Strategy: DefaultStrategy, RingTimeout: DefaultRingTimeout}
@@ -807,10 +741,30 @@ func cutPrefixFold(s, prefix string) (string, bool) {
 
 // Summary is the line `callsign check` prints for a valid file.
 func (c *Config) Summary() string {
-	return fmt.Sprintf("%s: ok — %s, %s, %s, %s, %s", c.Path,
+	s := fmt.Sprintf("%s: ok — %s, %s, %s, %s, %s", c.Path,
 		plural(len(c.Numbers), "number"), plural(len(c.Flows), "flow"),
 		plural(len(c.Queues), "queue"), plural(len(c.Agents), "agent"),
 		plural(len(c.Trunks), "trunk"))
+	if n := c.promptCount(); n > 0 {
+		s += ", " + plural(n, "prompt")
+	}
+	return s
+}
+
+// promptCount is the number of distinct prompt files the flows play.
+func (c *Config) promptCount() int {
+	seen := map[*Prompt]bool{}
+	for _, f := range c.Flows {
+		for _, s := range f.Steps {
+			seen[s.Play] = true
+			if s.Menu != nil {
+				seen[s.Menu.Prompt] = true
+				seen[s.Menu.InvalidPrompt] = true
+			}
+		}
+	}
+	delete(seen, nil)
+	return len(seen)
 }
 
 func plural(n int, noun string) string {
