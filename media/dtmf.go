@@ -33,6 +33,8 @@ type EventDetector struct {
 	event   uint8  // event code of the current event
 	ended   bool   // an End packet of the current event has been seen
 	maxDur  uint16 // largest duration seen in the current event's segment
+	prevTS  uint32 // timestamp of the event before the current one
+	hasPrev bool
 }
 
 const (
@@ -81,8 +83,14 @@ func (d *EventDetector) Feed(pkt []byte) (digit byte, ok bool) {
 			d.maxDur = max(d.maxDur, dur)
 			return 0, false
 		}
-		if back := d.ts - ts; back < eventStaleWindow {
+		if d.hasPrev && ts == d.prevTS {
+			// A late packet of the event just before.
+			return 0, false
+		}
+		if back := d.ts - ts; back < eventStaleWindow && !marker {
 			// A reordered or late packet of an event already replaced.
+			// A Marker on an earlier timestamp is a new event from a
+			// sender that replays recorded events (sipp's captures do).
 			return 0, false
 		}
 		if !marker && !d.ended && event == d.event && d.maxDur >= 0xFFFF-eventSegmentSlack &&
@@ -92,6 +100,11 @@ func (d *EventDetector) Feed(pkt []byte) (digit byte, ok bool) {
 			d.ts, d.maxDur, d.ended = ts, dur, end
 			return 0, false
 		}
+	}
+	if d.started && ssrc == d.ssrc {
+		d.prevTS, d.hasPrev = d.ts, true
+	} else {
+		d.hasPrev = false
 	}
 	d.started, d.ssrc, d.ts, d.event, d.ended, d.maxDur = true, ssrc, ts, event, end, dur
 	if int(event) < len(dtmfEventDigits) {

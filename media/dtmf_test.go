@@ -89,6 +89,20 @@ func TestEventDetectorLateAndReordered(t *testing.T) {
 	}
 }
 
+// sipp plays each key from its own capture, all recorded with one SSRC:
+// a later key can carry an earlier timestamp. Its Marker makes it a new
+// press; the late start of the key before it does not.
+func TestEventDetectorReplayedCapturesGoBack(t *testing.T) {
+	var d EventDetector
+	seven := press(0x0e05384e, 54720, true, 7, 6)
+	two := press(0x0e05384e, 23200, true, 2, 6)
+	pkts := append(append([][]byte{}, seven...), two...)
+	pkts = append(pkts, seven[0], two[len(two)-1])
+	if got := feedAll(&d, pkts); got != "72" {
+		t.Errorf("got %q, want 72", got)
+	}
+}
+
 func TestEventDetectorTimestampWrapAndJump(t *testing.T) {
 	var d EventDetector
 	pkts := press(5, 0xFFFFF000, true, 1, 1)

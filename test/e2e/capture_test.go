@@ -30,6 +30,8 @@ type capture struct {
 type packet struct {
 	Src, Dst netip.AddrPort
 	Len      int
+	// At is when it was captured; only datagrams fills it in.
+	At time.Time
 	// Payload is the UDP payload; only datagrams fills it in.
 	Payload []byte
 }
@@ -38,11 +40,17 @@ type packet struct {
 // is listening.
 func startCapture(t *testing.T, ports ...int) *capture {
 	t.Helper()
-	requireTools(t, "tcpdump")
 	var filter []string
 	for _, p := range ports {
 		filter = append(filter, fmt.Sprintf("dst port %d", p))
 	}
+	return startCaptureFilter(t, "udp and ("+strings.Join(filter, " or ")+")")
+}
+
+// startCaptureFilter starts tcpdump on loopback with a pcap filter.
+func startCaptureFilter(t *testing.T, filter string) *capture {
+	t.Helper()
+	requireTools(t, "tcpdump")
 	c := &capture{
 		file:   filepath.Join(t.TempDir(), "rtp.pcap"),
 		stderr: &syncBuffer{},
@@ -50,8 +58,7 @@ func startCapture(t *testing.T, ports ...int) *capture {
 	}
 	// -U flushes every packet into the file; -Z root keeps tcpdump from
 	// dropping to a user that cannot write into the test's temp dir.
-	c.cmd = exec.Command("tcpdump", "-i", "lo", "-n", "-U", "-Z", "root", "-w", c.file,
-		"udp and ("+strings.Join(filter, " or ")+")")
+	c.cmd = exec.Command("tcpdump", "-i", "lo", "-n", "-U", "-Z", "root", "-w", c.file, filter)
 	c.cmd.Stderr = c.stderr
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := c.cmd.Start(); err != nil {
@@ -175,11 +182,14 @@ func readPcap(path string) ([]packet, error) {
 		return nil, errors.New("shorter than a pcap file header")
 	}
 	var bo binary.ByteOrder
+	nanos := false
 	switch binary.LittleEndian.Uint32(b) {
 	case 0xa1b2c3d4, 0xa1b23c4d: // µs and ns timestamps
 		bo = binary.LittleEndian
+		nanos = binary.LittleEndian.Uint32(b) == 0xa1b23c4d
 	case 0xd4c3b2a1, 0x4d3cb2a1:
 		bo = binary.BigEndian
+		nanos = binary.BigEndian.Uint32(b) == 0xa1b23c4d
 	default:
 		return nil, fmt.Errorf("not a classic pcap file (magic % x)", b[:4])
 	}
@@ -188,6 +198,11 @@ func readPcap(path string) ([]packet, error) {
 	var out []packet
 	for off := 24; off+16 <= len(b); {
 		n := int(bo.Uint32(b[off+8:]))
+		sec, frac := int64(bo.Uint32(b[off:])), int64(bo.Uint32(b[off+4:]))
+		if !nanos {
+			frac *= 1000
+		}
+		at := time.Unix(sec, frac)
 		off += 16
 		if n > len(b)-off {
 			break
@@ -199,6 +214,7 @@ func readPcap(path string) ([]packet, error) {
 			continue
 		}
 		if p, ok := udpOfIPv4(ip); ok {
+			p.At = at
 			out = append(out, p)
 		}
 	}

@@ -44,6 +44,12 @@ type edgeConfig struct {
 	MediaTimeout string
 	// ServeArgs are extra flags of `callsign serve`, e.g. -drain-timeout.
 	ServeArgs []string
+	// Flows, if set, is the body of the flows section (indented by two
+	// spaces); by default flow main is one step, queue main.
+	Flows string
+	// Support, if set, are the agents of a second queue, support, for
+	// menus to lead to.
+	Support []string
 }
 
 type queueConfig struct {
@@ -94,9 +100,13 @@ numbers:
   "+1 555 010 0001": {source: google-ads, medium: cpc, campaign: spring-sale, keyword: plumber, flow: main}
 
 flows:
+{{- if .Cfg.Flows}}
+{{.Cfg.Flows}}
+{{- else}}
   main:
     steps:
       - queue: main
+{{- end}}
 
 queues:
   main:
@@ -106,6 +116,12 @@ queues:
     max_wait: {{.Cfg.Queue.MaxWait}}
 {{- end}}
     agents: [{{range $i, $a := .Cfg.Queue.Agents}}{{if $i}}, {{end}}{{$a}}{{end}}]
+{{- if .Cfg.Support}}
+  support:
+    strategy: round-robin
+    ring_timeout: 10s
+    agents: [{{range $i, $a := .Cfg.Support}}{{if $i}}, {{end}}{{$a}}{{end}}]
+{{- end}}
 
 agents:
 {{- range .Cfg.Agents}}

@@ -16,7 +16,7 @@ import (
 
 // sippOpts describe one sipp process.
 type sippOpts struct {
-	Scenario string // file in test/sipp
+	Scenario string // file in test/sipp, or an absolute path
 	Remote   string // host:port to call; "" for a scenario that starts by receiving
 	LocalIP  string // -i; 127.0.0.1 by default
 	Service  string // -s: the user part of the request URI
@@ -90,8 +90,12 @@ func startSipp(t *testing.T, name string, o sippOpts) *sippProc {
 	if o.Remote != "" {
 		args = append(args, o.Remote)
 	}
+	scenario := o.Scenario
+	if !filepath.IsAbs(scenario) {
+		scenario = filepath.Join(sippDir, scenario)
+	}
 	args = append(args,
-		"-sf", filepath.Join(sippDir, o.Scenario),
+		"-sf", scenario,
 		"-i", o.LocalIP,
 		"-mi", o.LocalIP,
 		"-p", strconv.Itoa(p.port),
