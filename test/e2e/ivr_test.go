@@ -272,13 +272,14 @@ func TestIVRInvalidKeyThenValid(t *testing.T) {
 }
 
 // TestIVRDigitsBySIPInfo: keys sent as SIP INFO, in both body formats; an
-// INFO of another kind gets 415 and counts for nothing.
+// INFO of another kind gets 415, a body that is no key 400, and neither
+// counts.
 func TestIVRDigitsBySIPInfo(t *testing.T) {
 	t.Parallel()
 	requireEdge(t)
-	for _, tc := range []struct{ name, ctype, body string }{
-		{"dtmf-relay", "application/dtmf-relay", "Signal=2\nDuration=160"},
-		{"dtmf", "application/dtmf", "2"},
+	for _, tc := range []struct{ name, ctype, body, bad string }{
+		{"dtmf-relay", "application/dtmf-relay", "Signal=2\nDuration=160", "Signal=Z\nDuration=160"},
+		{"dtmf", "application/dtmf", "2", "twelve"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -292,6 +293,7 @@ func TestIVRDigitsBySIPInfo(t *testing.T) {
 				Payloads: payloads, RTPMaps: maps,
 				Steps: []carrierStep{
 					{Pause: 2 * time.Second, InfoType: "text/plain", InfoBody: "1", InfoWant: 415},
+					{InfoType: tc.ctype, InfoBody: tc.bad, InfoWant: 400},
 					{InfoType: tc.ctype, InfoBody: tc.body, InfoWant: 200},
 				},
 				ByeAfter: 3 * time.Second,
