@@ -27,6 +27,9 @@ type Sources struct {
 	Events         func() (published, failed, dropped uint64, queued int)
 	OutboxErrors   func() uint64
 	Ready          func() bool
+	// PromptPackets and Keys are optional.
+	PromptPackets func() uint64
+	Keys          func(f func(via string, n uint64))
 }
 
 // Outcomes counts ended calls by outcome and missed reason.
@@ -101,6 +104,18 @@ func writeMetrics(w io.Writer, src Sources, outcomes *Outcomes) {
 	fmt.Fprintln(w, "# HELP callsign_rtp_ports_in_use RTP ports held by call legs.")
 	fmt.Fprintln(w, "# TYPE callsign_rtp_ports_in_use gauge")
 	fmt.Fprintf(w, "callsign_rtp_ports_in_use %d\n", src.RTPPortsInUse())
+	if src.PromptPackets != nil {
+		fmt.Fprintln(w, "# HELP callsign_prompt_packets_sent_total RTP packets of prompts sent to callers.")
+		fmt.Fprintln(w, "# TYPE callsign_prompt_packets_sent_total counter")
+		fmt.Fprintf(w, "callsign_prompt_packets_sent_total %d\n", src.PromptPackets())
+	}
+	if src.Keys != nil {
+		fmt.Fprintln(w, "# HELP callsign_dtmf_keys_total Keys callers pressed, by how they reached the edge.")
+		fmt.Fprintln(w, "# TYPE callsign_dtmf_keys_total counter")
+		src.Keys(func(via string, n uint64) {
+			fmt.Fprintf(w, "callsign_dtmf_keys_total{via=%q} %d\n", via, n)
+		})
+	}
 	published, failed, dropped, queued := src.Events()
 	fmt.Fprintln(w, "# HELP callsign_events_total Events by what became of them.")
 	fmt.Fprintln(w, "# TYPE callsign_events_total counter")

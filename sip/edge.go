@@ -244,8 +244,46 @@ func (e *Edge) Close() error {
 
 // Stats are the edge's SIP counters for /metrics.
 type Stats struct {
-	responses [700]atomic.Uint64
+	responses     [700]atomic.Uint64
+	promptPackets atomic.Uint64
+	keys          [keyWays]atomic.Uint64
 }
+
+// The ways a caller's key reaches the edge, as counted.
+const (
+	keyRFC4733 = iota
+	keyInfo
+	keyInband
+	keyWays
+)
+
+func keyVia(i int) string {
+	switch i {
+	case keyRFC4733:
+		return media.DTMFViaRFC4733
+	case keyInfo:
+		return "info"
+	}
+	return media.DTMFViaInband
+}
+
+// Keys calls f for each way keys reach the edge, with how many did.
+func (e *Edge) Keys(f func(via string, n uint64)) {
+	for i := range keyWays {
+		f(keyVia(i), e.stats.keys[i].Load())
+	}
+}
+
+func (e *Edge) countKey(via string) {
+	for i := range keyWays {
+		if keyVia(i) == via {
+			e.stats.keys[i].Add(1)
+		}
+	}
+}
+
+// PromptPackets is how many RTP packets of prompts the edge has sent.
+func (e *Edge) PromptPackets() uint64 { return e.stats.promptPackets.Load() }
 
 // Responses calls f for every response code the edge sent, with its count.
 func (e *Edge) Responses(f func(code int, n uint64)) {

@@ -107,6 +107,7 @@ func (in *inbound) listen() {
 }
 
 func (in *inbound) digit(d byte, via string) {
+	in.e.countKey(via)
 	in.call.Post(call.Event{Kind: call.DigitPressed, Digit: d, Via: via})
 }
 
@@ -127,16 +128,34 @@ func (in *inbound) Play(p *config.Prompt, tag uint64) func() {
 	if in.stream == nil {
 		in.stream = media.NewRTPStream()
 	}
-	pb := media.StartPlay(context.Background(), in.stream, prompt, in.ep, nil)
+	w := &promptWriter{ep: in.ep}
+	pb := media.StartPlay(context.Background(), in.stream, prompt, w, nil)
 	in.playback = pb
 	go func() {
-		if err := pb.Wait(); err == nil {
+		err := pb.Wait()
+		in.e.stats.promptPackets.Add(w.sent)
+		if err == nil {
 			in.call.Post(call.Event{Kind: call.PromptEnded, Tag: tag})
 		} else if !errors.Is(err, media.ErrPlaybackStopped) {
 			in.log.Debug().Err(err).Str("prompt", p.Path).Msg("prompt ended early")
 		}
 	}()
 	return func() { _ = pb.Stop() }
+}
+
+// promptWriter counts a playback's packets; only its goroutine touches
+// sent until the playback has ended.
+type promptWriter struct {
+	ep   *media.Endpoint
+	sent uint64
+}
+
+func (w *promptWriter) WriteRTP(pkt []byte) error {
+	if err := w.ep.WriteRTP(pkt); err != nil {
+		return err
+	}
+	w.sent++
+	return nil
 }
 
 // takeStream stops any prompt and hands over the stream the caller has

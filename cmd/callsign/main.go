@@ -187,6 +187,8 @@ func serveConfig(cfg *config.Config, path string, drainTimeout time.Duration, lo
 		Events:         pub.Stats,
 		OutboxErrors:   pub.OutboxErrors,
 		Ready:          func() bool { return !edge.Draining() },
+		PromptPackets:  edge.PromptPackets,
+		Keys:           edge.Keys,
 	}, outcomes), log)
 	if err != nil {
 		return err

@@ -188,6 +188,14 @@ func TestIVRMenuByTelephoneEvent(t *testing.T) {
 	if n := len(stream) - len(prompts); n < minRTP {
 		t.Errorf("the caller got %d packets of the agent's audio, want at least %d", n, minRTP)
 	}
+
+	m := ic.e.metrics(t)
+	if got := m["callsign_prompt_packets_sent_total"]; int(got) != len(prompts) {
+		t.Errorf("callsign_prompt_packets_sent_total = %v, the caller got %d prompt packets", got, len(prompts))
+	}
+	if got := m[`callsign_dtmf_keys_total{via="rfc4733"}`]; got != 1 {
+		t.Errorf(`callsign_dtmf_keys_total{via="rfc4733"} = %v, want 1`, got)
+	}
 }
 
 // TestIVRTimeoutThenDefault: the caller presses nothing; the menu prompt is
