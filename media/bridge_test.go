@@ -408,8 +408,13 @@ func TestForwardDoesNotAllocate(t *testing.T) {
 }
 
 func BenchmarkRelay(b *testing.B) {
-	c := newCall(b, 11600)
-	br := NewBridge(c.a, c.b, BridgeOptions{Timeout: time.Hour, OnTimeout: func() {}})
+	benchRelay(b, 11600, BridgeOptions{Timeout: time.Hour, OnTimeout: func() {}})
+}
+
+// benchRelay measures one packet a to b through a bridge with opt.
+func benchRelay(b *testing.B, port int, opt BridgeOptions) {
+	c := newCall(b, port)
+	br := NewBridge(c.a, c.b, opt)
 	br.Start()
 	defer br.Stop()
 	pkt := rtp(0, 1)
@@ -702,25 +707,5 @@ func TestBridgeContinueB(t *testing.T) {
 }
 
 func BenchmarkRelaySplice(b *testing.B) {
-	c := newCall(b, 14800)
-	br := NewBridge(c.a, c.b, BridgeOptions{ContinueB: NewRTPStream(), Timeout: time.Hour, OnTimeout: func() {}})
-	br.Start()
-	defer br.Stop()
-	pkt := rtp(0, 1)
-	to := c.a.LocalAddr()
-	c.pa.send(to, pkt)
-	c.pb.mustRecv()
-	c.pb.conn.SetReadDeadline(time.Time{})
-
-	b.ReportAllocs()
-	b.SetBytes(int64(len(pkt)))
-	b.ResetTimer()
-	for b.Loop() {
-		if _, err := c.pa.conn.WriteToUDPAddrPort(pkt, to); err != nil {
-			b.Fatal(err)
-		}
-		if _, _, err := c.pb.conn.ReadFromUDPAddrPort(c.pb.buf); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchRelay(b, 14800, BridgeOptions{ContinueB: NewRTPStream(), Timeout: time.Hour, OnTimeout: func() {}})
 }

@@ -105,6 +105,19 @@ func wantIVR(t *testing.T, ev event, want ...string) {
 	}
 }
 
+// reachedSupport checks the call went through its flow to the support
+// agent, who answered, and the sales agent was never rung; it returns the
+// call's final record.
+func (ic *ivrCall) reachedSupport(t *testing.T) event {
+	t.Helper()
+	ic.c.succeed(t, 40*time.Second)
+	ic.support.succeed(t, 10*time.Second)
+	wantNoCall(t, ic.sales)
+	ev := ic.completed(t)
+	wantFields(t, ev, map[string]string{"queue": "support", "agent": "support", "outcome": "answered"})
+	return ev
+}
+
 // wantNoCall checks an agent's phone was never rung.
 func wantNoCall(t *testing.T, p *sippProc) {
 	t.Helper()
@@ -134,15 +147,8 @@ func TestIVRMenuByTelephoneEvent(t *testing.T) {
 		Steps:    []carrierStep{{Pause: 3500 * time.Millisecond, PCAP: dtmfPCAP("2")}},
 		ByeAfter: 4 * time.Second,
 	})
-	ic.c.succeed(t, 30*time.Second)
-	ic.support.succeed(t, 10*time.Second)
-	wantNoCall(t, ic.sales)
-
-	ev := ic.completed(t)
-	wantFields(t, ev, map[string]string{
-		"flow": "main", "queue": "support", "agent": "support", "outcome": "answered",
-		"source": numberSource, "campaign": numberCampaign,
-	})
+	ev := ic.reachedSupport(t)
+	wantFields(t, ev, map[string]string{"flow": "main", "source": numberSource, "campaign": numberCampaign})
 	wantIVR(t, ev, "2")
 
 	pkts := ic.rtp.datagrams(t)
@@ -218,11 +224,7 @@ func TestIVRTimeoutThenDefault(t *testing.T) {
 		// Two 1.5 s prompts, two 1 s timeouts, the agent rings 0.5 s.
 		ByeAfter: 8 * time.Second,
 	})
-	ic.c.succeed(t, 30*time.Second)
-	ic.support.succeed(t, 10*time.Second)
-	wantNoCall(t, ic.sales)
-	ev := ic.completed(t)
-	wantFields(t, ev, map[string]string{"queue": "support", "outcome": "answered"})
+	ev := ic.reachedSupport(t)
 	wantIVR(t, ev)
 
 	spurts := talkspurts(ic.toCaller(t, ic.rtp.datagrams(t)))
@@ -262,10 +264,7 @@ func TestIVRInvalidKeyThenValid(t *testing.T) {
 		},
 		ByeAfter: 3 * time.Second,
 	})
-	ic.c.succeed(t, 40*time.Second)
-	ic.support.succeed(t, 10*time.Second)
-	ev := ic.completed(t)
-	wantFields(t, ev, map[string]string{"queue": "support", "outcome": "answered"})
+	ev := ic.reachedSupport(t)
 	wantIVR(t, ev, "7", "2")
 
 	spurts := talkspurts(ic.toCaller(t, ic.rtp.datagrams(t)))
@@ -306,11 +305,7 @@ func TestIVRDigitsBySIPInfo(t *testing.T) {
 				},
 				ByeAfter: 3 * time.Second,
 			})
-			ic.c.succeed(t, 30*time.Second)
-			ic.support.succeed(t, 10*time.Second)
-			wantNoCall(t, ic.sales)
-			ev := ic.completed(t)
-			wantFields(t, ev, map[string]string{"queue": "support", "outcome": "answered"})
+			ev := ic.reachedSupport(t)
 			wantIVR(t, ev, "2")
 		})
 	}
@@ -331,13 +326,11 @@ func TestIVRInbandDigit(t *testing.T) {
 		Steps:    []carrierStep{{Pause: 2500 * time.Millisecond, PCAP: writeTonePCAP(t, '2', 80)}},
 		ByeAfter: 4 * time.Second,
 	})
-	ic.c.succeed(t, 30*time.Second)
+	ev := ic.reachedSupport(t)
 	ok200 := firstReceived(t, ic.c, "200 for the INVITE", isResponse(200, "INVITE"))
 	if strings.Contains(ok200.Body, "telephone-event") {
 		t.Errorf("the edge answered with telephone-event the caller did not offer:\n%s", ok200.Body)
 	}
-	ev := ic.completed(t)
-	wantFields(t, ev, map[string]string{"queue": "support", "outcome": "answered"})
 	wantIVR(t, ev, "2")
 	// The caller got PCMU prompts: its only codec.
 	stream := ic.toCaller(t, ic.rtp.datagrams(t))
