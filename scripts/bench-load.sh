@@ -17,14 +17,31 @@
 #              looping, PCMA 20 ms (50 packets/s), from ACK to BYE; the
 #              agent's sipp echoes every packet back (-rtp_echo), so the
 #              edge relays 50 packets/s in each direction of every call.
+#              AUDIO=0 leaves the audio out (no stream, no echo).
+#
+# Flows (FLOW):
+#   queue:     the number's flow is [queue: bench]; the edge answers the
+#              caller when the agent does.
+#   ivr:       [play: prompts/goodbye.wav, queue: bench]: the edge answers
+#              the caller itself (200 OK), plays it the built-in prompt
+#              (12,295 samples, 1.54 s: 77 RTP packets of 20 ms, the last
+#              padded), then rings an agent and bridges. Needs a hold of at
+#              least 2 s (the caller must still be there when the prompt
+#              ends and the agent answers), so hold 0 is refused. With
+#              audio, the edge relays for the hold less the prompt,
+#              (hold - 1.54) x 100 packets a call. The edge's
+#              callsign_prompt_packets_sent_total is read against 77 a call.
 #
 # Environment (all optional; defaults are the full run, ~15-25 minutes):
-#   HOLD           modes, hold times in seconds             "0 30"
+#   FLOW           queue or ivr (above)                     queue
+#   HOLD           modes, hold times in seconds             "0 30" (queue), "5" (ivr)
+#   AUDIO          0: no audio in the modes with a hold     1
 #   RATES          call rates (calls/s) for every mode      per mode, below
 #   RATES_0        rates of the 0 s mode                    "200 400 500 600 700 800 1000 1200 1500"
 #   RATES_HOLD     rates of the modes with a hold           "20 30 40 50 60 80 100 150"
 #   CALLS_SECONDS  calls per step = rate x this             20 (hold 0), 45 (hold > 0)
 #   AGENTS         agents in the config                     ceil(rate x (hold + 3) x 1.25), at least 500
+#                  (ivr: an agent's part of a call is 1.54 s shorter than the hold, so the same suffices)
 #   RTP_PORTS      the edge's media.rtp_ports               10000-65000
 #   PORT_BASE      SIP/HTTP/NATS/sipp ports are PORT_BASE + 60/80/422/70/90/100/200   7000
 #   OUT            where results go                         a new directory under ${TMPDIR:-/tmp}
@@ -32,6 +49,7 @@
 #   BIN, SIPP      the edge binary and sipp                 bin/callsign, sipp
 #
 # Quick run:  RATES="200 500" HOLD=0 CALLS_SECONDS=5 scripts/bench-load.sh
+# IVR:        FLOW=ivr HOLD=5 RATES_HOLD="50 100 200" CALLS_SECONDS=20 scripts/bench-load.sh
 #
 # Everything binds 127.0.0.1. Every wait is bounded and every process this
 # script starts is killed when it exits.
@@ -40,7 +58,12 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${BIN:-$ROOT/bin/callsign}
 SIPP=${SIPP:-sipp}
-HOLD=${HOLD:-"0 30"}
+FLOW=${FLOW:-queue}
+case $FLOW in
+ivr) HOLD=${HOLD:-5} ;;
+*) HOLD=${HOLD:-"0 30"} ;;
+esac
+AUDIO=${AUDIO:-1}
 RATES=${RATES:-}
 RATES_0=${RATES_0:-"200 400 500 600 700 800 1000 1200 1500"}
 RATES_HOLD=${RATES_HOLD:-"20 30 40 50 60 80 100 150"}
@@ -60,10 +83,30 @@ UAC_MEDIA=$((PORT_BASE + 100))
 UAS_MEDIA=$((PORT_BASE + 200))
 NUMBER=15550100001
 PASS_PERMILLE=999 # 99.9%
+# FLOW=ivr: the prompt played before the queue, built into the binary
+# (prompts/goodbye.wav: 12,295 samples at 8 kHz, 1.54 s, sent as 77
+# packets of 20 ms, the last one padded with silence).
+PROMPT=prompts/goodbye.wav
+PROMPT_SECONDS=1.54
+PROMPT_PACKETS=77
 
 die() { echo "bench-load: $*" >&2; exit 1; }
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 
+case $FLOW in
+queue | ivr) ;;
+*) die "FLOW=$FLOW: queue or ivr" ;;
+esac
+case $AUDIO in
+0 | 1) ;;
+*) die "AUDIO=$AUDIO: 1 (audio in the modes with a hold) or 0 (none)" ;;
+esac
+for h in $HOLD; do
+	[[ $h =~ ^[0-9]+$ ]] || die "HOLD: $h is not a whole number of seconds"
+	if [ "$FLOW" = ivr ] && [ "$h" -lt 2 ]; then
+		die "FLOW=ivr needs every HOLD of at least 2 s, not $h: the edge answers the caller, plays it the ${PROMPT_SECONDS} s prompt and only then rings the agent, so a caller that hangs up sooner ends every call in the prompt, never answered by an agent (try HOLD=5)"
+	fi
+done
 [ -x "$BIN" ] || die "$BIN not found: run make build first"
 command -v "$SIPP" >/dev/null || die "sipp not found (Debian package sip-tester; make test-deps installs it)"
 command -v curl >/dev/null || die "curl not found"
@@ -131,7 +174,7 @@ udp_drops() { # port: receive-queue drops of the UDP sockets bound to it (/proc/
 	awk -v p="$(printf '%04X' "$1")" 'NR > 1 { split($2, a, ":"); if (a[2] == p) d += $NF } END { print d + 0 }' /proc/net/udp
 }
 edge_udp_drops() { # pid port: drops summed over the UDP sockets of a process, but the one bound to port
-	ls -l "/proc/$1/fd" 2>/dev/null | grep -o 'socket:\[[0-9]*\]' | tr -dc '0-9\n' |
+	find "/proc/$1/fd" -mindepth 1 -printf '%l\n' 2>/dev/null | grep -o 'socket:\[[0-9]*\]' | tr -dc '0-9\n' |
 		awk -v p="$(printf '%04X' "$2")" 'NR == FNR { ino[$1] = 1; next } FNR > 1 && ($10 in ino) { split($2, a, ":"); if (a[2] != p) d += $NF } END { print d + 0 }' - /proc/net/udp
 }
 # edge_calls LOG: calls ended; of them, clean ones (answered by the first
@@ -186,6 +229,9 @@ gen_config() { # dir agents
 			flows:
 			  bench:
 			    steps:
+		EOF
+		if [ "$FLOW" = ivr ]; then echo "      - play: $PROMPT"; fi
+		cat <<-EOF
 			      - queue: bench
 			queues:
 			  bench:
@@ -209,11 +255,12 @@ run_step() {
 	local calls=$((rate * cs))
 	local agents=${AGENTS:-$(awk -v r="$rate" -v h="$hold" 'BEGIN { a = r * (h + 3) * 1.25; a = (a == int(a)) ? a : int(a) + 1; print (a < 500 ? 500 : a) }')}
 	local dir="$OUT/hold${hold}-rate${rate}"
+	[ "$FLOW" = ivr ] && dir="$OUT/ivr-hold${hold}-rate${rate}"
 	mkdir -p "$dir"
 	gen_config "$dir" "$agents"
 	"$BIN" check -c "$dir/callsign.yaml" >"$dir/check.out" 2>&1 || { cat "$dir/check.out" >&2; die "generated configuration refused"; }
 
-	log "hold ${hold}s, ${rate} calls/s: ${calls} calls, ${agents} agents ($dir)"
+	log "$([ "$FLOW" = ivr ] && echo "ivr ($PROMPT, then the queue), ")hold ${hold}s$([ "$hold" -gt 0 ] && [ "$AUDIO" = 0 ] && echo ", no audio"), ${rate} calls/s: ${calls} calls, ${agents} agents ($dir)"
 	"$BIN" serve -c "$dir/callsign.yaml" 2>"$dir/edge.log" &
 	local edge=$!
 	PIDS+=("$edge")
@@ -229,8 +276,8 @@ run_step() {
 	rss_idle=$(rss_kb "$edge")
 
 	# The agents' phones: one UAS for all; -l and -m far above what a step needs.
-	local audio_uas=() audio_uac=() sf_uac="$ROOT/scripts/bench/carrier.xml"
-	if [ "$hold" -gt 0 ]; then
+	local audio_uas=() sf_uac="$ROOT/scripts/bench/carrier.xml"
+	if [ "$hold" -gt 0 ] && [ "$AUDIO" = 1 ]; then
 		audio_uas=(-rtp_echo)
 		sf_uac="$ROOT/scripts/bench/carrier-audio.xml"
 		cp "$OUT/g711a.al" "$dir/g711a.al"
@@ -263,14 +310,23 @@ run_step() {
 
 	# Samples every 2 s while the carrier runs: elapsed, edge RSS (kB),
 	# active calls, RTP ports in use, edge CPU ticks, receive-queue drops
-	# summed over the edge's open RTP sockets (hold > 0).
-	echo "elapsed_s rss_kb active_calls rtp_ports_in_use edge_cpu_ticks edge_rtp_socket_drops" >"$dir/samples.txt"
-	local end=$(($(date +%s) + bound + 30)) uac_cpu=0 now
+	# summed over the edge's open RTP sockets (hold > 0), the carrier's and
+	# the agents' sipp CPU ticks, the machine's busy and total ticks (all
+	# cores), the edge's prompt packets sent so far (counted when a
+	# playback ends), receive-queue drops of the carrier's media socket
+	# (its sipp never reads RTP, so once its queue is full every packet
+	# reaching it is dropped; the socket goes when the carrier exits).
+	echo "elapsed_s rss_kb active_calls rtp_ports_in_use edge_cpu_ticks edge_rtp_socket_drops carrier_cpu_ticks agent_cpu_ticks machine_busy_ticks machine_total_ticks prompt_packets_sent carrier_media_drops" >"$dir/samples.txt"
+	local end=$(($(date +%s) + bound + 30)) uac_cpu=$u0 now ertp c
 	while kill -0 "$uac" 2>/dev/null && [ "$(date +%s)" -lt "$end" ]; do
 		metrics_to "$dir/m.txt"
 		now=$(date +%s.%N)
-		uac_cpu=$(cpu_ticks "$uac")
-		echo "$(awk -v a="$now" -v b="$t0" 'BEGIN { printf "%.1f", a - b }') $(rss_kb "$edge") $(metric "$dir/m.txt" callsign_active_calls) $(metric "$dir/m.txt" callsign_rtp_ports_in_use) $(cpu_ticks "$edge") $([ "$hold" -gt 0 ] && edge_udp_drops "$edge" "$EDGE_SIP" || echo 0)" >>"$dir/samples.txt"
+		# (0 once the carrier has exited: keep the last reading)
+		c=$(cpu_ticks "$uac")
+		[ "$c" -gt "$uac_cpu" ] && uac_cpu=$c
+		ertp=0
+		[ "$hold" -gt 0 ] && ertp=$(edge_udp_drops "$edge" "$EDGE_SIP")
+		echo "$(awk -v a="$now" -v b="$t0" 'BEGIN { printf "%.1f", a - b }') $(rss_kb "$edge") $(metric "$dir/m.txt" callsign_active_calls) $(metric "$dir/m.txt" callsign_rtp_ports_in_use) $(cpu_ticks "$edge") ${ertp:-0} $uac_cpu $(cpu_ticks "$uas") $(machine_ticks) $(metric "$dir/m.txt" callsign_prompt_packets_sent_total) $(udp_drops "$UAC_MEDIA")" >>"$dir/samples.txt"
 		for ((i = 0; i < 8; i++)); do kill -0 "$uac" 2>/dev/null || break; sleep 0.25; done
 	done
 	local timed_out=0
@@ -291,10 +347,11 @@ run_step() {
 	local drops
 	drops="$(udp_drops "$EDGE_SIP")/$(udp_drops "$UAC_SIP")/$(udp_drops "$UAS_SIP")"
 	# RTP receive-queue drops: the most seen at once on the edge's open
-	# RTP sockets (closed sockets take their count with them), and sipp's
-	# media sockets at the end.
+	# RTP sockets (closed sockets take their count with them), the
+	# carrier's media socket at its last sample (it closes when the
+	# carrier's sipp exits) and the agents' at the end.
 	local rtp_drops
-	rtp_drops="$(awk 'NR > 1 && $6 + 0 > m { m = $6 + 0 } END { print m + 0 }' "$dir/samples.txt")/$(udp_drops "$UAC_MEDIA")/$(udp_drops "$UAS_MEDIA")"
+	rtp_drops="$(awk 'NR > 1 && $6 + 0 > m { m = $6 + 0 } END { print m + 0 }' "$dir/samples.txt")/$(awk -v e="$(udp_drops "$UAC_MEDIA")" 'NR > 1 && $12 + 0 > m { m = $12 + 0 } END { print (e > m ? e : m) + 0 }' "$dir/samples.txt")/$(udp_drops "$UAS_MEDIA")"
 	local rss_end
 	rss_end=$(rss_kb "$edge")
 	stop "$uas" 5
@@ -333,11 +390,11 @@ run_step() {
 	# caller's BYE. sipp alone cannot tell: a retransmitted 200 OK of the
 	# INVITE satisfies its wait for the 200 of the BYE, and a caller kept
 	# waiting 20 s while the edge rings a second agent still succeeds.
-	local ended clean nomedia retried done pct pass
+	local ended clean nomedia retried completed pct pass
 	read -r ended clean nomedia retried < <(edge_calls "$dir/edge.log")
-	done=$((ok < clean ? ok : clean))
-	pct=$(awk -v ok="$done" -v n="$calls" 'BEGIN { printf "%.2f", 100 * ok / n }')
-	pass=$(awk -v ok="$done" -v n="$calls" -v p="$PASS_PERMILLE" 'BEGIN { print (ok * 1000 >= n * p) ? 1 : 0 }')
+	completed=$((ok < clean ? ok : clean))
+	pct=$(awk -v ok="$completed" -v n="$calls" 'BEGIN { printf "%.2f", 100 * ok / n }')
+	pass=$(awk -v ok="$completed" -v n="$calls" -v p="$PASS_PERMILLE" 'BEGIN { print (ok * 1000 >= n * p) ? 1 : 0 }')
 	local uas_ok uas_failed
 	uas_ok=$(stat_col "$dir/uas-stat.csv" "SuccessfulCall(C)")
 	uas_failed=$(stat_col "$dir/uas-stat.csv" "FailedCall(C)")
@@ -360,11 +417,40 @@ run_step() {
 	r503=$(awk '/^callsign_sip_responses_total/ && /code="503"/ { s += $NF } END { print s + 0 }' "$dir/metrics-end.txt")
 
 	# Audio: the carrier streams 50 packets/s for the hold and the agent
-	# echoes them, so a completed call should have hold x 100 packets relayed.
-	local media
-	media=$(awk -v r="$relayed" -v ok="$ok" -v h="$hold" 'BEGIN { if (h > 0 && ok > 0) printf "%.2f", 100 * r / (ok * h * 100); else print "-" }')
-	printf '%s\n' "$hold	$rate	$calls	$created	$ok	$failed	$pct	$achieved	$edge_cpu	$uac_cpu_pct	$uas_cpu	$mach	$rss_idle	$peak_active	$peak_rss	$per_call	$max_rss	$rss_end	$answered	$missed	$r503	$relayed	$dropped	$agents	$pass	${reasons:--}	$uac_rc	$timed_out	$media	$done	$clean	$nomedia	$retried	$drops	${uas_ok:-0}	${uas_failed:-0}	$ended	$rtp_drops" >>"$OUT/results.tsv"
-	log "  placed $created/$calls, sipp successful $ok, failed $failed ${reasons:+($reasons)}; edge clean $clean of $ended (media timeouts $nomedia, calls with an unanswered attempt $retried); completed $done ($pct%); SIP socket drops edge/carrier/agent $drops; agent sipp ok/failed ${uas_ok:-0}/${uas_failed:-0}; achieved ${achieved}/s; CPU edge ${edge_cpu}% carrier ${uac_cpu_pct}% agent ${uas_cpu}% machine ${mach}% (of $((100 * $(nproc)))%); RSS idle $((rss_idle / 1024)) MB, at ${peak_active} active $((peak_rss / 1024)) MB (${per_call} kB/call), end $((rss_end / 1024)) MB; RTP relayed $relayed (${media}% of expected), dropped $dropped; RTP socket drops edge(max)/carrier/agent $rtp_drops"
+	# echoes them, so a completed call should have hold x 100 packets relayed;
+	# with FLOW=ivr the bridge starts after the prompt: (hold - 1.54) x 100.
+	local media prompt_s=0
+	[ "$FLOW" = ivr ] && prompt_s=$PROMPT_SECONDS
+	media=$(awk -v r="$relayed" -v ok="$ok" -v h="$hold" -v p="$prompt_s" -v a="$AUDIO" 'BEGIN { if (a == 1 && h > p && ok > 0) printf "%.2f", 100 * r / (ok * (h - p) * 100); else print "-" }')
+	# FLOW=ivr: calls the edge answered for the prompt (its log), and the
+	# prompt packets it sent (callsign_prompt_packets_sent_total, "-" if
+	# this edge has no such counter) against 77 for each of those calls.
+	local ivr_answered=0 prompt_sent=- prompt_pct=-
+	if [ "$FLOW" = ivr ]; then
+		ivr_answered=$(awk 'index($0, "\"message\":\"caller answered for the flow") { n++ } END { print n + 0 }' "$dir/edge.log")
+		if grep -q '^callsign_prompt_packets_sent_total' "$dir/metrics-end.txt"; then
+			prompt_sent=$(metric "$dir/metrics-end.txt" callsign_prompt_packets_sent_total)
+			prompt_pct=$(awk -v s="$prompt_sent" -v n="$ivr_answered" -v pp="$PROMPT_PACKETS" 'BEGIN { if (n > 0) printf "%.2f", 100 * s / (n * pp); else print "-" }')
+		fi
+	fi
+	# CPU at steady state: between the 2-s samples taken from the moment
+	# the first calls end (hold s; 2 s with no hold) to the moment the last
+	# call is placed (calls / rate s), when as many calls are up as the
+	# step has at once (per cent of one core; machine: all cores).
+	local ss_edge ss_uac ss_uas ss_mach
+	read -r ss_edge ss_uac ss_uas ss_mach < <(awk -v lo=$((hold > 2 ? hold : 2)) -v hi=$((calls / rate)) -v hz="$HZ" -v nc="$(nproc)" '
+		NR == 1 { next }
+		{ ok = ($1 + 0 >= lo && $1 + 0 <= hi) }
+		ok && pok && $1 > pt && $5 >= pe && $7 >= pu && $8 >= pa && $10 > pm {
+			dt += $1 - pt; de += $5 - pe; du += $7 - pu; da += $8 - pa; db += $9 - pb; dm += $10 - pm
+		}
+		{ pok = ok; pt = $1; pe = $5; pu = $7; pa = $8; pb = $9; pm = $10 }
+		END {
+			if (dt > 0 && dm > 0) printf "%.0f %.0f %.0f %.0f\n", 100 * de / hz / dt, 100 * du / hz / dt, 100 * da / hz / dt, 100 * nc * db / dm
+			else print "- - - -"
+		}' "$dir/samples.txt")
+	printf '%s\n' "$hold	$rate	$calls	$created	$ok	$failed	$pct	$achieved	$edge_cpu	$uac_cpu_pct	$uas_cpu	$mach	$rss_idle	$peak_active	$peak_rss	$per_call	$max_rss	$rss_end	$answered	$missed	$r503	$relayed	$dropped	$agents	$pass	${reasons:--}	$uac_rc	$timed_out	$media	$completed	$clean	$nomedia	$retried	$drops	${uas_ok:-0}	${uas_failed:-0}	$ended	$rtp_drops	$FLOW	$AUDIO	$ivr_answered	$prompt_sent	$prompt_pct	$ss_edge	$ss_uac	$ss_uas	$ss_mach" >>"$OUT/results.tsv"
+	log "  placed $created/$calls, sipp successful $ok, failed $failed ${reasons:+($reasons)}; edge clean $clean of $ended (media timeouts $nomedia, calls with an unanswered attempt $retried); completed $completed ($pct%); SIP socket drops edge/carrier/agent $drops; agent sipp ok/failed ${uas_ok:-0}/${uas_failed:-0}; achieved ${achieved}/s; CPU edge ${edge_cpu}% carrier ${uac_cpu_pct}% agent ${uas_cpu}% machine ${mach}% (of $((100 * $(nproc)))%); RSS idle $((rss_idle / 1024)) MB, at ${peak_active} active $((peak_rss / 1024)) MB (${per_call} kB/call), end $((rss_end / 1024)) MB; RTP relayed $relayed (${media}% of expected), dropped $dropped; RTP socket drops edge(max)/carrier/agent $rtp_drops; CPU at steady state edge ${ss_edge}% carrier ${ss_uac}% agent ${ss_uas}% machine ${ss_mach}%$([ "$FLOW" = ivr ] && echo "; answered for the prompt $ivr_answered, prompt packets sent $prompt_sent (${prompt_pct}% of ${PROMPT_PACKETS} a call)")"
 	[ "$pass" = 1 ]
 }
 
@@ -372,12 +458,24 @@ run_step() {
 report() {
 	local hold=$1
 	echo
-	if [ "$hold" -eq 0 ]; then
+	if [ "$FLOW" = ivr ]; then
+		echo "### IVR: ${PROMPT} (${PROMPT_SECONDS} s) then the queue, hold ${hold} s, $([ "$AUDIO" = 1 ] && echo "audio both ways (PCMA 20 ms)" || echo "no audio but the prompt")"
+		echo
+		echo "| rate (calls/s) | calls | sipp successful / failed | edge answered for the prompt / clean / media timeouts / re-rung | completed | achieved (calls/s) | CPU edge / carrier / agent / machine | at steady state | active calls at peak | edge RSS idle / at peak (MB) | prompt packets sent (of 77 × answered) | RTP relayed (of expected) / dropped | RTP socket drops edge (most at once) / carrier / agent | SIP socket drops edge / carrier / agent | sipp failures |"
+		echo "|---:|---:|---|---|---:|---:|---|---|---:|---|---|---|---|---|---|"
+		awk -F'\t' -v h="$hold" '$1 == h { printf "| %s | %s | %s / %s | %s / %s / %s / %s | %s%% | %s | %s%% / %s%% / %s%% / %s%% | %s%% / %s%% / %s%% / %s%% | %s | %d / %d | %s (%s%%) | %s (%s%%) / %s | %s | %s | %s |\n", $2, $3, $5, $6, $41, $31, $32, $33, $7, $8, $9, $10, $11, $12, $44, $45, $46, $47, $14, $13 / 1024, $15 / 1024, $42, $43, $22, $29, $23, $38, $34, $26 }' "$OUT/results.tsv"
+	elif [ "$hold" -eq 0 ]; then
 		echo "### Hold 0 s, no media"
 		echo
 		echo "| rate (calls/s) | calls | sipp successful / failed | edge clean / media timeouts / re-rung | completed | achieved (calls/s) | CPU edge / carrier / agent / machine | SIP socket drops edge / carrier / agent | edge RSS idle → end (MB) | sipp failures |"
 		echo "|---:|---:|---|---|---:|---:|---|---|---|---|"
 		awk -F'\t' -v h="$hold" '$1 == h { printf "| %s | %s | %s / %s | %s / %s / %s | %s%% | %s | %s%% / %s%% / %s%% / %s%% | %s | %d → %d | %s |\n", $2, $3, $5, $6, $31, $32, $33, $7, $8, $9, $10, $11, $12, $34, $13 / 1024, $18 / 1024, $26 }' "$OUT/results.tsv"
+	elif [ "$AUDIO" = 0 ]; then
+		echo "### Hold ${hold} s, no media"
+		echo
+		echo "| rate (calls/s) | calls | sipp successful / failed | edge clean / media timeouts / re-rung | completed | achieved (calls/s) | CPU edge / carrier / agent / machine | active calls at peak | edge RSS idle / at peak (MB) | SIP socket drops edge / carrier / agent | sipp failures |"
+		echo "|---:|---:|---|---|---:|---:|---|---:|---|---|---|"
+		awk -F'\t' -v h="$hold" '$1 == h { printf "| %s | %s | %s / %s | %s / %s / %s | %s%% | %s | %s%% / %s%% / %s%% / %s%% | %s | %d / %d | %s | %s |\n", $2, $3, $5, $6, $31, $32, $33, $7, $8, $9, $10, $11, $12, $14, $13 / 1024, $15 / 1024, $34, $26 }' "$OUT/results.tsv"
 	else
 		echo "### Hold ${hold} s, audio both ways (PCMA 20 ms)"
 		echo
@@ -390,7 +488,7 @@ report() {
 	echo
 	if [ "$best" -gt 0 ]; then
 		echo "Highest rate with at least 99.9% of calls completed, hold ${hold} s: **${best} calls/s**."
-		if [ "$hold" -gt 0 ]; then
+		if [ "$hold" -gt 0 ] && [ "$AUDIO" = 1 ]; then
 			local bm
 			bm=$(awk -F'\t' -v h="$hold" '$1 == h && $25 == 1 && $29 + 0 >= 99 && $2 > b { b = $2 } END { print b + 0 }' "$OUT/results.tsv")
 			if [ "$bm" -gt 0 ]; then
@@ -407,7 +505,7 @@ report() {
 # ---- main ----
 log "results in $OUT; $(nproc) cores, descriptors per process: $NOFILE"
 need_audio=0
-for h in $HOLD; do [ "$h" -gt 0 ] && need_audio=1; done
+for h in $HOLD; do [ "$h" -gt 0 ] && [ "$AUDIO" = 1 ] && need_audio=1; done
 if [ "$need_audio" = 1 ]; then
 	(cd "$ROOT" && go run ./scripts/bench/pcap2raw "$PCAP" "$OUT/g711a.al") 2>/dev/null || die "cannot convert $PCAP to raw A-law"
 fi
@@ -438,7 +536,9 @@ done
 	echo
 	sed 's/^# /- /' "$OUT/machine.txt"
 	echo "- RTP ports $RTP_PORTS; open files per process: $NOFILE"
+	[ "$FLOW" = ivr ] && echo "- flow: play $PROMPT (${PROMPT_SECONDS} s, built in), then queue bench"
+	[ "$AUDIO" = 0 ] && echo "- no audio in the modes with a hold"
 	for hold in $HOLD; do report "$hold"; done
 } | tee "$OUT/report.md"
 echo
-echo "raw rows: $OUT/results.tsv; per step: $OUT/hold*-rate*/"
+echo "raw rows: $OUT/results.tsv; per step: $OUT/$([ "$FLOW" = ivr ] && echo ivr-)hold*-rate*/"
