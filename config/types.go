@@ -28,6 +28,29 @@ type Config struct {
 	Flows   map[string]*Flow
 	Queues  map[string]*Queue
 	Agents  map[string]*Agent
+
+	Recording Recording
+}
+
+// Record modes of a flow or number: whether its calls are recorded, and
+// how the caller learns of it.
+const (
+	RecordOff      = "off"
+	RecordAnnounce = "announce"
+	RecordAsk      = "ask"
+)
+
+// Recording is the `recording` section.
+type Recording struct {
+	// Retention deletes recordings older than this; 0 keeps them.
+	Retention time.Duration
+	// AnnouncePrompt tells the caller the call is recorded (announce).
+	AnnouncePrompt *Prompt
+	// AskPrompt asks the caller to press AcceptDigit to allow it (ask).
+	AskPrompt   *Prompt
+	AcceptDigit byte
+	// AskTimeout is how long a key is waited for after AskPrompt.
+	AskTimeout time.Duration
 }
 
 // Listen is one transport the SIP side answers on.
@@ -91,12 +114,16 @@ type Number struct {
 	Campaign string
 	Keyword  string
 	Flow     string
+	// Record overrides the flow's record mode when set.
+	Record string
 }
 
 // Flow is what a caller goes through before reaching an agent.
 type Flow struct {
 	Name  string
 	Steps []Step
+	// Record is RecordOff, RecordAnnounce or RecordAsk.
+	Record string
 }
 
 // Step is one step of a flow. Exactly one field is set.
