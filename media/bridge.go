@@ -46,6 +46,18 @@ type BridgeOptions struct {
 	ContinueA *RTPStream
 	// ContinueB is the same for the packets relayed from a to b.
 	ContinueB *RTPStream
+
+	// Tap, if set, is shown every packet the bridge relays, as it came
+	// from its sender, e.g. to record the call.
+	Tap Tap
+}
+
+// Tap sees the packets a bridge relays. Packet runs on the reader goroutine
+// of the sending leg, once per packet, so it must not block (a recorder
+// copies and hands the packet to a writer) and must not keep pkt. The two
+// directions call it concurrently.
+type Tap interface {
+	Packet(aToB bool, pkt []byte)
 }
 
 // BridgeStats are a bridge's packet counters.
@@ -83,6 +95,8 @@ type relay struct {
 	t0      time.Time
 	pt      [128]uint8
 	splice  *splice // nil: packets keep their own SSRC, seq and timestamp
+	tap     Tap
+	aToB    bool // the direction, for tap
 	packets atomic.Uint64
 	dropped atomic.Uint64
 	lastRx  atomic.Int64 // nanoseconds since t0
@@ -99,6 +113,8 @@ func NewBridge(a, b *Endpoint, opt BridgeOptions) *Bridge {
 	br := &Bridge{a: a, b: b, opt: opt, t0: t0}
 	br.ab = newRelay(b, t0, opt.PTMapAtoB)
 	br.ba = newRelay(a, t0, opt.PTMapBtoA)
+	br.ab.tap, br.ab.aToB = opt.Tap, true
+	br.ba.tap = opt.Tap
 	if opt.ContinueA != nil {
 		br.ba.splice = &splice{stream: opt.ContinueA}
 	}
@@ -127,6 +143,9 @@ func newRelay(dst *Endpoint, t0 time.Time, m map[uint8]uint8) *relay {
 func (r *relay) forward(p []byte) {
 	now := int64(time.Since(r.t0))
 	r.lastRx.Store(now)
+	if r.tap != nil {
+		r.tap.Packet(r.aToB, p)
+	}
 	dst := r.dst.remote.Load()
 	if dst == nil {
 		r.dropped.Add(1)

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -708,4 +709,49 @@ func TestBridgeContinueB(t *testing.T) {
 
 func BenchmarkRelaySplice(b *testing.B) {
 	benchRelay(b, 14800, BridgeOptions{ContinueB: NewRTPStream(), Timeout: time.Hour, OnTimeout: func() {}})
+}
+
+// tapLog keeps what a Tap was shown.
+type tapLog struct {
+	mu   sync.Mutex
+	aToB []uint16
+	bToA []uint16
+}
+
+func (l *tapLog) Packet(aToB bool, pkt []byte) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if aToB {
+		l.aToB = append(l.aToB, seqOf(pkt))
+	} else {
+		l.bToA = append(l.bToA, seqOf(pkt))
+	}
+}
+
+// The tap sees each relayed packet once, with its direction, as its sender
+// sent it: before the stream it continues rewrites it.
+func TestBridgeTap(t *testing.T) {
+	c := newCall(t, 15400)
+	tap := &tapLog{}
+	stream := &RTPStream{SSRC: 7, Seq: 5000, TS: 1}
+	br := NewBridge(c.a, c.b, BridgeOptions{Tap: tap, ContinueA: stream})
+	br.Start()
+	for i := uint16(0); i < 5; i++ {
+		c.pa.send(c.a.LocalAddr(), rtp(0, i))
+		c.pb.mustRecv()
+		c.pb.send(c.b.LocalAddr(), rtp(0, 100+i))
+		if pkt, _ := c.pa.mustRecv(); seqOf(pkt) != 5000+i {
+			t.Fatalf("b->a seq %d, want the stream's %d", seqOf(pkt), 5000+i)
+		}
+	}
+	br.Stop()
+	c.pa.send(c.a.LocalAddr(), rtp(0, 9))
+	tap.mu.Lock()
+	defer tap.mu.Unlock()
+	if want := []uint16{0, 1, 2, 3, 4}; !slices.Equal(tap.aToB, want) {
+		t.Errorf("a->b tapped %v, want %v", tap.aToB, want)
+	}
+	if want := []uint16{100, 101, 102, 103, 104}; !slices.Equal(tap.bToA, want) {
+		t.Errorf("b->a tapped %v, want %v (as sent, not rewritten)", tap.bToA, want)
+	}
 }
