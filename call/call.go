@@ -28,6 +28,8 @@ type Router interface {
 	Release(agent string)
 	// Flow finds a flow a menu option leads to.
 	Flow(name string) (*config.Flow, bool)
+	// Recording is the recording settings: the consent prompts.
+	Recording() *config.Recording
 }
 
 // Deps are the collaborators shared by every call of an edge.
@@ -37,7 +39,9 @@ type Deps struct {
 	Dialer    Dialer
 	Bridger   Bridger
 	Router    Router
-	Log       zerolog.Logger
+	// Recorder, if set, records calls whose caller consented.
+	Recorder Recorder
+	Log      zerolog.Logger
 	// OnEnd, if set, is told the final record of every call.
 	OnEnd func(*Record)
 }
@@ -69,13 +73,21 @@ type Call struct {
 	typeahead []byte
 	// tag numbers prompts and menu timers; see Event.Tag.
 	tag uint64
+	// record is the number's record mode (config.RecordOff, ...).
+	record string
 }
 
 // New prepares a call for rec (whose ID, SIP Call-ID, caller and
-// attribution the adapter filled) that will run flow.
-func New(deps *Deps, rec Record, flow *config.Flow) *Call {
+// attribution the adapter filled) that will run flow, recorded as record
+// says (config.RecordOff, RecordAnnounce or RecordAsk).
+func New(deps *Deps, rec Record, flow *config.Flow, record string) *Call {
 	rec.Flow = flow.Name
+	if record == "" || record == config.RecordOff {
+		record = config.RecordOff
+		rec.Consent = ConsentNotAsked
+	}
 	return &Call{
+		record: record,
 		deps:   deps,
 		rec:    rec,
 		flow:   flow,
@@ -134,6 +146,10 @@ func (c *Call) runQueue(name string) {
 		// call; the caller still gets a clear final answer.
 		c.log.Error().Str("queue", name).Msg("queue does not exist")
 		c.miss(MissedError, 500)
+		return
+	}
+	if res := c.consent(); res != ringNext {
+		c.stop(res)
 		return
 	}
 	c.rec.Queue = q.Name
@@ -291,24 +307,41 @@ func attemptResult(code int) string {
 
 // talk bridges the answered agent to the caller until one side leaves.
 func (c *Call) talk(agent string, leg Outbound) {
-	stop, err := c.deps.Bridger.Bridge(c.in, leg, func() { c.Post(Event{Kind: MediaTimeout}) })
+	answeredAt := c.deps.Clock.Now()
+	rec := c.startRecording(agent, answeredAt)
+	var tap Tap
+	if rec != nil {
+		tap = rec
+	}
+	stop, err := c.deps.Bridger.Bridge(c.in, leg, func() { c.Post(Event{Kind: MediaTimeout}) }, tap)
 	if err != nil {
 		c.log.Error().Err(err).Msg("bridging media failed")
+		c.finishRecording(rec)
 		leg.Hangup()
 		c.miss(MissedError, 500)
 		return
 	}
-	defer stop()
 	if res := c.answer(); res != ringNext {
+		stop()
+		c.finishRecording(rec)
 		leg.Hangup()
 		c.answerFailed(res)
 		return
 	}
 	c.rec.Agent = agent
-	c.rec.AnsweredAt = c.deps.Clock.Now()
+	c.rec.AnsweredAt = answeredAt
 	c.publish(EventAnswered, c.rec.AnsweredAt)
 	c.log.Info().Str("agent", agent).Msg("call answered")
 
+	hangupBy := c.conversation(leg)
+	stop()
+	c.finishRecording(rec)
+	c.end(OutcomeAnswered, hangupBy)
+}
+
+// conversation waits for the bridged call to end, hangs up the side that
+// is still there, and says who ended it.
+func (c *Call) conversation(leg Outbound) string {
 	for ev := range c.events {
 		if ev.Leg != nil && ev.Leg != leg {
 			continue
@@ -316,25 +349,22 @@ func (c *Call) talk(agent string, leg Outbound) {
 		switch ev.Kind {
 		case CallerHungUp:
 			leg.Hangup()
-			c.end(OutcomeAnswered, HangupCaller)
-			return
+			return HangupCaller
 		case AgentHungUp:
 			c.in.Hangup()
-			c.end(OutcomeAnswered, HangupAgent)
-			return
+			return HangupAgent
 		case MediaTimeout:
 			c.log.Warn().Msg("no media, hanging up")
 			leg.Hangup()
 			c.in.Hangup()
-			c.end(OutcomeAnswered, HangupEdge)
-			return
+			return HangupEdge
 		case InboundFailed, Shutdown:
 			leg.Hangup()
 			c.in.Hangup()
-			c.end(OutcomeAnswered, HangupEdge)
-			return
+			return HangupEdge
 		}
 	}
+	panic("unreachable: the events channel is never closed")
 }
 
 // answer sends the caller's leg its 200 OK unless it already has one.

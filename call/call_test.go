@@ -55,7 +55,7 @@ func newHarness(t *testing.T, q config.Queue) *harness {
 	h.call = New(deps, Record{
 		ID: "01JCALL", SIPCallID: "abc@carrier", Caller: "+15550001111", CallerName: "Ada",
 		TrackingNumber: "+15550100001", Source: "google", Medium: "cpc",
-	}, flow)
+	}, flow, "")
 	return h
 }
 
@@ -913,7 +913,7 @@ func TestCallWithoutQueue(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, queue("alice"))
-			h.call = New(h.call.deps, Record{ID: "01JCALL"}, tc.flow)
+			h.call = New(h.call.deps, Record{ID: "01JCALL"}, tc.flow, "")
 			go h.call.Run(h.in)
 			h.wait()
 			if got := names(h.pub.all()); !slices.Equal(got, missedEvents) {

@@ -255,11 +255,13 @@ type fakeBridger struct {
 	out       []Outbound
 	onTimeout func()
 	stops     int
+	taps      []Tap
 }
 
-func (b *fakeBridger) Bridge(in Inbound, out Outbound, onTimeout func()) (func(), error) {
+func (b *fakeBridger) Bridge(in Inbound, out Outbound, onTimeout func(), tap Tap) (func(), error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.taps = append(b.taps, tap)
 	b.in = append(b.in, in)
 	b.out = append(b.out, out)
 	if b.err != nil {
@@ -320,8 +322,9 @@ func (p *recordingPublisher) all() []published {
 // fakeRouter rings the queue's agents in the configured order and tracks
 // which agents this call holds.
 type fakeRouter struct {
-	queues map[string]*config.Queue
-	flows  map[string]*config.Flow
+	queues    map[string]*config.Queue
+	flows     map[string]*config.Flow
+	recording config.Recording
 
 	mu       sync.Mutex
 	busy     map[string]bool
@@ -333,6 +336,8 @@ func (r *fakeRouter) Queue(name string) (*config.Queue, bool) {
 	q, ok := r.queues[name]
 	return q, ok
 }
+
+func (r *fakeRouter) Recording() *config.Recording { return &r.recording }
 
 func (r *fakeRouter) Flow(name string) (*config.Flow, bool) {
 	f, ok := r.flows[name]

@@ -35,7 +35,7 @@ func newIVR(t *testing.T, entry *config.Flow, more ...*config.Flow) ivrHarness {
 	h.in.plays = make(chan play, 16)
 	deps := *h.call.deps
 	deps.OnEnd = func(r *Record) { h.ended = append(h.ended, *r) }
-	h.call = New(&deps, h.call.rec, entry)
+	h.call = New(&deps, h.call.rec, entry, "")
 	return ivrHarness{h}
 }
 

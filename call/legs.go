@@ -56,8 +56,36 @@ type Dialer interface {
 
 // Bridger joins the media of an answered agent leg to the caller's leg.
 // onTimeout is called once if no media flows for the configured timeout.
+// tap, if not nil, is shown every packet relayed while the legs are
+// joined.
 type Bridger interface {
-	Bridge(in Inbound, out Outbound, onTimeout func()) (stop func(), err error)
+	Bridge(in Inbound, out Outbound, onTimeout func(), tap Tap) (stop func(), err error)
+}
+
+// Tap sees the RTP packets of a bridged call as each side sent them. Packet
+// runs on the media path: it must not block and must not keep pkt.
+type Tap interface {
+	Packet(fromCaller bool, pkt []byte)
+}
+
+// Recorder records the conversations of calls whose caller consented.
+type Recorder interface {
+	Start(r RecordingStart) (Recording, error)
+}
+
+// RecordingStart is what a recording's sidecar says of its call.
+type RecordingStart struct {
+	CallID, TrackingNumber, Source, Agent, Consent string
+	// StartedAt is the agent's answer, the recording's time zero.
+	StartedAt time.Time
+}
+
+// Recording is a recording in progress, fed by the bridge's tap.
+type Recording interface {
+	Tap
+	// Finish writes the rest and makes the file durable; it may take a
+	// moment (fsync, hashing).
+	Finish() (RecordingResult, error)
 }
 
 // Sink receives the events of a call's legs.

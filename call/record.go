@@ -8,6 +8,18 @@ const (
 	EventAnswered  = "call.answered"
 	EventMissed    = "call.missed"
 	EventCompleted = "call.completed"
+	// EventRecordingCompleted: a recording is complete and durable.
+	EventRecordingCompleted = "recording.completed"
+	// EventRecordingDeleted: retention deleted a recording.
+	EventRecordingDeleted = "recording.deleted"
+)
+
+// What the caller said to being recorded.
+const (
+	ConsentGranted   = "granted"
+	ConsentDeclined  = "declined"
+	ConsentNotAsked  = "not_asked"
+	ConsentAnnounced = "announced"
 )
 
 // Outcomes of a call.
@@ -90,6 +102,20 @@ type Record struct {
 	AnsweredAt   time.Time
 	EndedAt      time.Time
 	Attempts     []Attempt
+	// Consent is the caller's answer to recording, once known.
+	Consent string
+	// Recording is the finished recording of the conversation, if any.
+	Recording *RecordingResult
+}
+
+// RecordingResult is a recording written whole and durably.
+type RecordingResult struct {
+	Path     string
+	Duration time.Duration
+	SHA256   string
+	// Partial: finalized after the edge stopped mid-call; the file has
+	// what was captured until then.
+	Partial bool
 }
 
 // Wait is the time from start until an agent answered or the call ended

@@ -64,6 +64,23 @@ func MarshalEvent(event string, id string, at time.Time, rec call.Record) ([]byt
 	if d, ok := rec.Duration(); ok {
 		b = appendIntField(b, "duration_ms", d.Milliseconds())
 	}
+	if rec.Consent != "" || rec.Recording != nil {
+		b = append(b, `,"recording":{`...)
+		first := true
+		if rec.Consent != "" {
+			b = appendStringField(b, "consent", rec.Consent, true)
+			first = false
+		}
+		if r := rec.Recording; r != nil {
+			b = appendStringField(b, "path", r.Path, first)
+			b = appendIntField(b, "duration_ms", r.Duration.Milliseconds())
+			b = appendStringField(b, "sha256", r.SHA256, false)
+			if r.Partial {
+				b = append(b, `,"partial":true`...)
+			}
+		}
+		b = append(b, '}')
+	}
 	if len(rec.Attempts) > 0 {
 		b = append(b, `,"attempts":[`...)
 		for i := range rec.Attempts {
@@ -110,6 +127,9 @@ func estimateSize(event, id string, rec *call.Record) int {
 		len(rec.TrackingNumber) + len(rec.Source) + len(rec.Medium) + len(rec.Campaign) +
 		len(rec.Keyword) + len(rec.Flow) + len(rec.Queue) + len(rec.Agent)
 	n += 24 + 4*len(rec.IVR)
+	if rec.Recording != nil {
+		n += 160 + len(rec.Recording.Path)
+	}
 	for i := range rec.Attempts {
 		n += 104 + len(rec.Attempts[i].Agent)
 	}

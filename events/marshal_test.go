@@ -222,6 +222,32 @@ func TestMarshalIVR(t *testing.T) {
 	}
 }
 
+func TestMarshalRecording(t *testing.T) {
+	cases := []struct {
+		name string
+		rec  call.Record
+		want string
+	}{
+		{"not known yet", call.Record{ID: "c"}, ""},
+		{"consent only", call.Record{ID: "c", Consent: call.ConsentDeclined}, `"recording":{"consent":"declined"}`},
+		{"complete", call.Record{ID: "c", Consent: call.ConsentGranted, Recording: &call.RecordingResult{
+			Path: "/data/recordings/2026/11/23/c.wav", Duration: 61500 * time.Millisecond, SHA256: "ab12",
+		}}, `"recording":{"consent":"granted","path":"/data/recordings/2026/11/23/c.wav","duration_ms":61500,"sha256":"ab12"}`},
+		{"recovered after a crash", call.Record{ID: "c", Recording: &call.RecordingResult{Path: "/r/c.wav", Partial: true}},
+			`"recording":{"path":"/r/c.wav","duration_ms":0,"partial":true}`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b, _ := events.MarshalEvent(call.EventCompleted, "id", t0, c.rec)
+			m := decode(t, b)
+			_, present := m["recording"]
+			if present != (c.want != "") || c.want != "" && !strings.Contains(string(b), c.want) {
+				t.Errorf("got %s, want %q", b, c.want)
+			}
+		})
+	}
+}
+
 func TestMarshalTimeIsUTC(t *testing.T) {
 	loc := time.FixedZone("X", -5*3600)
 	b, _ := events.MarshalEvent("call.started", "id", time.Date(2026, 1, 2, 3, 4, 5, 0, loc), call.Record{})

@@ -18,28 +18,36 @@ type Attribution struct {
 	Campaign string
 	Keyword  string
 	Flow     *config.Flow
+	// Record is the number's record mode, or its flow's.
+	Record string
 }
 
 // Table is an immutable view of one configuration's numbers, flows and
 // queues. A reload builds a new Table; calls keep the one they started with.
 type Table struct {
-	numbers map[string]Attribution
-	queues  map[string]*config.Queue
-	flows   map[string]*config.Flow
+	numbers   map[string]Attribution
+	queues    map[string]*config.Queue
+	flows     map[string]*config.Flow
+	recording *config.Recording
 }
 
 // NewTable indexes cfg, which Load has already validated.
 func NewTable(cfg *config.Config) *Table {
 	t := &Table{
-		numbers: make(map[string]Attribution, len(cfg.Numbers)),
-		queues:  cfg.Queues,
-		flows:   cfg.Flows,
+		numbers:   make(map[string]Attribution, len(cfg.Numbers)),
+		queues:    cfg.Queues,
+		flows:     cfg.Flows,
+		recording: &cfg.Recording,
 	}
 	for e164, n := range cfg.Numbers {
-		t.numbers[e164] = Attribution{
+		a := Attribution{
 			Number: e164, Source: n.Source, Medium: n.Medium,
-			Campaign: n.Campaign, Keyword: n.Keyword, Flow: cfg.Flows[n.Flow],
+			Campaign: n.Campaign, Keyword: n.Keyword, Flow: cfg.Flows[n.Flow], Record: n.Record,
 		}
+		if a.Record == "" && a.Flow != nil {
+			a.Record = a.Flow.Record
+		}
+		t.numbers[e164] = a
 	}
 	return t
 }
@@ -78,6 +86,9 @@ func (r *Router) Queue(name string) (*config.Queue, bool) {
 	q, ok := r.table.Load().queues[name]
 	return q, ok
 }
+
+// Recording is the recording settings in force: the consent prompts.
+func (r *Router) Recording() *config.Recording { return r.table.Load().recording }
 
 // Flow finds a flow of the table in force, for a menu that leads to one.
 func (r *Router) Flow(name string) (*config.Flow, bool) {

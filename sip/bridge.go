@@ -10,7 +10,7 @@ import (
 // Bridge relays RTP between the caller's and the answered agent's legs.
 // Both legs carry the same codec (the agent was offered only the caller's),
 // so only telephone-event's payload type may need rewriting.
-func (e *Edge) Bridge(ci call.Inbound, co call.Outbound, onTimeout func()) (func(), error) {
+func (e *Edge) Bridge(ci call.Inbound, co call.Outbound, onTimeout func(), tap call.Tap) (func(), error) {
 	in, ok1 := ci.(*inbound)
 	out, ok2 := co.(*outbound)
 	if !ok1 || !ok2 {
@@ -22,6 +22,10 @@ func (e *Edge) Bridge(ci call.Inbound, co call.Outbound, onTimeout func()) (func
 		Meter:     e.opts.Meter,
 		// A caller who heard prompts keeps hearing the same stream.
 		ContinueA: in.takeStream(),
+	}
+	if tap != nil {
+		// a is the caller's leg, so a-to-b is what the caller said.
+		opt.Tap = tap
 	}
 	if in.tePT != 0 && out.tePT != 0 && in.tePT != out.tePT {
 		opt.PTMapAtoB = map[uint8]uint8{in.tePT: out.tePT}

@@ -40,6 +40,8 @@ type Options struct {
 	NewID func() string
 	// OnEnd, if set, is told the final record of every call.
 	OnEnd func(*call.Record)
+	// Recorder, if set, records the calls whose caller consented.
+	Recorder call.Recorder
 }
 
 // Edge answers carriers and rings agents.
@@ -114,6 +116,7 @@ func New(opts Options) (*Edge, error) {
 		Dialer:    e,
 		Bridger:   e,
 		Router:    opts.Router,
+		Recorder:  opts.Recorder,
 		Log:       opts.Log,
 		OnEnd:     opts.OnEnd,
 	}

@@ -1,0 +1,103 @@
+package call
+
+import (
+	"time"
+
+	"github.com/callsign/callsign/config"
+)
+
+// consent asks or tells the caller about recording, as the number's record
+// mode says, before the call waits in a queue. It runs once per call.
+func (c *Call) consent() ringResult {
+	if c.rec.Consent != "" {
+		return ringNext
+	}
+	settings := c.deps.Router.Recording()
+	switch c.record {
+	case config.RecordAnnounce:
+		if res := c.startIVR(); res != ringNext {
+			return res
+		}
+		if res := c.announce(settings.AnnouncePrompt); res != ringNext {
+			return res
+		}
+		c.rec.Consent = ConsentAnnounced
+	case config.RecordAsk:
+		if res := c.startIVR(); res != ringNext {
+			return res
+		}
+		// Only a key pressed to this question counts as an answer to it.
+		c.typeahead = c.typeahead[:0]
+		d, res := c.ask(&config.Menu{Prompt: settings.AskPrompt, Timeout: settings.AskTimeout})
+		if res != ringNext {
+			return res
+		}
+		c.rec.Consent = ConsentDeclined
+		if d != 0 && d == settings.AcceptDigit {
+			c.rec.Consent = ConsentGranted
+		}
+	default:
+		c.rec.Consent = ConsentNotAsked
+	}
+	c.log.Info().Str("consent", c.rec.Consent).Msg("recording consent")
+	return ringNext
+}
+
+// announce plays a prompt the caller must hear whole: keys do not stop it.
+func (c *Call) announce(p *config.Prompt) ringResult {
+	tag := c.nextTag()
+	stop := c.in.Play(p, tag)
+	defer stop()
+	for ev := range c.events {
+		switch ev.Kind {
+		case PromptEnded:
+			if ev.Tag == tag {
+				return ringNext
+			}
+		case DigitPressed:
+			if isKey(ev.Digit) {
+				c.rec.IVR = append(c.rec.IVR, string(ev.Digit))
+			}
+		default:
+			if res, ok := ivrEnd(ev.Kind); ok {
+				return res
+			}
+		}
+	}
+	panic("unreachable: the events channel is never closed")
+}
+
+// startRecording starts recording the conversation the agent just
+// answered, if the caller was told or agreed; nil otherwise. A recording
+// that cannot start costs the call nothing but the recording.
+func (c *Call) startRecording(agent string, at time.Time) Recording {
+	if c.deps.Recorder == nil || (c.rec.Consent != ConsentGranted && c.rec.Consent != ConsentAnnounced) {
+		return nil
+	}
+	r, err := c.deps.Recorder.Start(RecordingStart{
+		CallID: c.rec.ID, TrackingNumber: c.rec.TrackingNumber, Source: c.rec.Source,
+		Agent: agent, Consent: c.rec.Consent, StartedAt: at,
+	})
+	if err != nil {
+		c.log.Error().Err(err).Msg("recording could not start; the call goes on unrecorded")
+		return nil
+	}
+	c.log.Info().Msg("recording started")
+	return r
+}
+
+// finishRecording makes the recording durable and tells of it before the
+// call's final record, which then carries it too.
+func (c *Call) finishRecording(r Recording) {
+	if r == nil {
+		return
+	}
+	res, err := r.Finish()
+	if err != nil {
+		c.log.Error().Err(err).Msg("recording failed")
+		return
+	}
+	c.rec.Recording = &res
+	c.log.Info().Str("path", res.Path).Dur("duration", res.Duration).Msg("recording completed")
+	c.publish(EventRecordingCompleted, c.deps.Clock.Now())
+}
