@@ -63,9 +63,10 @@ func (o *Outcomes) write(w io.Writer) {
 	o.mu.Unlock()
 }
 
-// Handler serves /healthz, /readyz and /metrics.
-func Handler(src Sources, outcomes *Outcomes) http.Handler {
+// Handler serves /healthz, /readyz, /metrics and the admin API.
+func Handler(src Sources, outcomes *Outcomes, api API) http.Handler {
 	mux := http.NewServeMux()
+	api.register(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "ok\n")
 	})

@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -27,7 +28,7 @@ func TestHandler(t *testing.T) {
 		Events:         func() (uint64, uint64, uint64, int) { return 10, 1, 2, 4 },
 		OutboxErrors:   func() uint64 { return 9 },
 		Ready:          func() bool { return ready },
-	}, outcomes)
+	}, outcomes, API{})
 
 	get := func(path string) (int, string) {
 		rec := httptest.NewRecorder()
@@ -68,5 +69,59 @@ func TestHandler(t *testing.T) {
 	}
 	if code, _ := get("/healthz"); code != 200 {
 		t.Errorf("/healthz while draining: %d, want 200", code)
+	}
+}
+
+func TestAPIRecordingPause(t *testing.T) {
+	token := "s3cret"
+	var calls []string
+	h := Handler(Sources{}, NewOutcomes(), API{
+		Token: func() string { return token },
+		PauseRecording: func(id string, pause bool) error {
+			if id != "c1" {
+				return ErrNotFound
+			}
+			calls = append(calls, fmt.Sprintf("%s %v", id, pause))
+			return nil
+		},
+	})
+	post := func(path, auth string) (int, string) {
+		req := httptest.NewRequest(http.MethodPost, path, nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code, rec.Body.String()
+	}
+	for _, tc := range []struct {
+		path, auth string
+		code       int
+		body       string
+	}{
+		{"/api/calls/c1/recording/pause", "", 401, "admin token"},
+		{"/api/calls/c1/recording/pause", "Bearer wrong", 401, "admin token"},
+		{"/api/calls/c1/recording/pause", "s3cret", 401, "admin token"},
+		{"/api/calls/c1/recording/pause", "Bearer s3cret", 200, `"recording":"paused"`},
+		{"/api/calls/c1/recording/resume", "Bearer s3cret", 200, `"recording":"recording"`},
+		{"/api/calls/nope/recording/pause", "Bearer s3cret", 404, "no recording in progress for call nope"},
+	} {
+		code, body := post(tc.path, tc.auth)
+		if code != tc.code || !strings.Contains(body, tc.body) {
+			t.Errorf("POST %s (%q): %d %s, want %d with %q", tc.path, tc.auth, code, body, tc.code, tc.body)
+		}
+	}
+	if want := []string{"c1 true", "c1 false"}; fmt.Sprint(calls) != fmt.Sprint(want) {
+		t.Errorf("pauses %v, want %v", calls, want)
+	}
+	req := httptest.NewRequest(http.MethodGet, "/api/calls/c1/recording/pause", nil)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusMethodNotAllowed {
+		t.Errorf("GET: %d, want 405", rec.Code)
+	}
+	token = ""
+	if code, body := post("/api/calls/c1/recording/pause", "Bearer "); code != 403 || !strings.Contains(body, "admin_token") {
+		t.Errorf("no token configured: %d %s", code, body)
 	}
 }

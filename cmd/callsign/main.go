@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -160,6 +161,9 @@ func serveConfig(cfg *config.Config, path string, drainTimeout time.Duration, lo
 	}
 	meter := media.NewMeter()
 	router := routing.NewRouter(routing.NewTable(cfg))
+	// The admin token may change on reload, like the rest of the config.
+	var adminToken atomic.Pointer[string]
+	adminToken.Store(&cfg.HTTP.AdminToken)
 	outcomes := ops.NewOutcomes()
 	edge, err := sip.New(sip.Options{
 		Config:    cfg,
@@ -189,7 +193,9 @@ func serveConfig(cfg *config.Config, path string, drainTimeout time.Duration, lo
 		Ready:          func() bool { return !edge.Draining() },
 		PromptPackets:  edge.PromptPackets,
 		Keys:           edge.Keys,
-	}, outcomes), log)
+	}, outcomes, ops.API{
+		Token: func() string { return *adminToken.Load() },
+	}), log)
 	if err != nil {
 		return err
 	}
@@ -207,7 +213,7 @@ func serveConfig(cfg *config.Config, path string, drainTimeout time.Duration, lo
 	defer signal.Stop(sigs)
 	for sig := range sigs {
 		if sig == syscall.SIGHUP {
-			reload(path, router, edge, log)
+			reload(path, router, edge, &adminToken, log)
 			continue
 		}
 		break
@@ -217,7 +223,7 @@ func serveConfig(cfg *config.Config, path string, drainTimeout time.Duration, lo
 
 // reload puts a new configuration in force for new calls, or keeps the
 // old one when the new one has problems.
-func reload(path string, router *routing.Router, edge *sip.Edge, log zerolog.Logger) {
+func reload(path string, router *routing.Router, edge *sip.Edge, adminToken *atomic.Pointer[string], log zerolog.Logger) {
 	cfg, err := config.Load(path)
 	if err != nil {
 		var problems config.Errors
@@ -232,6 +238,7 @@ func reload(path string, router *routing.Router, edge *sip.Edge, log zerolog.Log
 	}
 	router.Swap(routing.NewTable(cfg))
 	edge.Reload(cfg)
+	adminToken.Store(&cfg.HTTP.AdminToken)
 	log.Info().Str("summary", cfg.Summary()).Msg("configuration reloaded; listeners, media ports and events settings apply at the next start")
 }
 
