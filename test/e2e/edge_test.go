@@ -50,6 +50,14 @@ type edgeConfig struct {
 	// Support, if set, are the agents of a second queue, support, for
 	// menus to lead to.
 	Support []string
+	// Record is the record mode of the default flow main.
+	Record string
+	// Recording, if set, is the body of the recording section (indented
+	// by two spaces).
+	Recording string
+	// BeforeStart, if set, runs with the storage directory before the
+	// edge starts, to leave files there as an earlier run would have.
+	BeforeStart func(storageDir string)
 }
 
 type queueConfig struct {
@@ -104,8 +112,16 @@ flows:
 {{.Cfg.Flows}}
 {{- else}}
   main:
+{{- if .Cfg.Record}}
+    record: {{.Cfg.Record}}
+{{- end}}
     steps:
       - queue: main
+{{- end}}
+{{- if .Cfg.Recording}}
+
+recording:
+{{.Cfg.Recording}}
 {{- end}}
 
 queues:
@@ -149,6 +165,57 @@ type edge struct {
 	exitedAt        time.Time // set before exited is closed
 	log             *syncBuffer
 	events          *eventLog
+	serveArgs       []string
+}
+
+// launch starts `callsign serve` on the edge's configuration; its output
+// goes to edge.log (appended to, across restarts) and to e.log.
+func (e *edge) launch(t *testing.T) {
+	t.Helper()
+	logFile, err := os.OpenFile(filepath.Join(e.dir, "edge.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.exited = make(chan struct{})
+	e.exitErr = nil
+	e.cmd = exec.Command(edgeBinary, append([]string{"serve", "-c", e.configPath}, e.serveArgs...)...)
+	e.cmd.Dir = e.dir
+	e.cmd.Stdout = io.MultiWriter(logFile, e.log)
+	e.cmd.Stderr = io.MultiWriter(logFile, e.log)
+	e.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := e.cmd.Start(); err != nil {
+		logFile.Close()
+		t.Fatalf("start edge: %v", err)
+	}
+	cmd, exited := e.cmd, e.exited
+	go func() {
+		e.exitErr = cmd.Wait()
+		e.exitedAt = time.Now()
+		logFile.Close()
+		close(exited)
+	}()
+}
+
+// storageDir is the edge's storage.dir.
+func (e *edge) storageDir() string { return filepath.Join(e.dir, "data") }
+
+// kill9 kills the edge as a crash would: no drain, no cleanup.
+func (e *edge) kill9(t *testing.T) {
+	t.Helper()
+	_ = syscall.Kill(-e.cmd.Process.Pid, syscall.SIGKILL)
+	select {
+	case <-e.exited:
+	case <-time.After(10 * time.Second):
+		t.Fatal("edge still running 10s after SIGKILL")
+	}
+}
+
+// restart starts the edge again on the same configuration and storage,
+// and waits until it is ready.
+func (e *edge) restart(t *testing.T) {
+	t.Helper()
+	e.launch(t)
+	e.waitReady(t, 20*time.Second)
 }
 
 // sipTarget is the host:port sipp sends to.
@@ -192,7 +259,7 @@ func startEdge(t *testing.T, cfg edgeConfig) *edge {
 		"NATSPort":   e.natsPort,
 		"RTPLow":     e.rtpLow,
 		"RTPHigh":    e.rtpHigh,
-		"StorageDir": filepath.Join(e.dir, "data"),
+		"StorageDir": e.storageDir(),
 		"Cfg":        cfg,
 	})
 	if err != nil {
@@ -203,24 +270,11 @@ func startEdge(t *testing.T, cfg edgeConfig) *edge {
 		t.Fatal(err)
 	}
 
-	logFile, err := os.Create(filepath.Join(e.dir, "edge.log"))
-	if err != nil {
-		t.Fatal(err)
+	if cfg.BeforeStart != nil {
+		cfg.BeforeStart(e.storageDir())
 	}
-	e.cmd = exec.Command(edgeBinary, append([]string{"serve", "-c", e.configPath}, cfg.ServeArgs...)...)
-	e.cmd.Dir = e.dir
-	e.cmd.Stdout = io.MultiWriter(logFile, e.log)
-	e.cmd.Stderr = io.MultiWriter(logFile, e.log)
-	e.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := e.cmd.Start(); err != nil {
-		t.Fatalf("start edge: %v", err)
-	}
-	go func() {
-		e.exitErr = e.cmd.Wait()
-		e.exitedAt = time.Now()
-		logFile.Close()
-		close(e.exited)
-	}()
+	e.serveArgs = cfg.ServeArgs
+	e.launch(t)
 	t.Cleanup(func() {
 		e.stop(t)
 		if t.Failed() {

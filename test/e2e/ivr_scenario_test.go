@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -223,6 +224,32 @@ func writeTonePCAP(t *testing.T, key byte, toneMs int) string {
 		pcm[silence+i] = int16(v)
 	}
 
+	return writeRTPPCAP(t, "dtmf-inband.pcap", 0, pcm)
+}
+
+// writeSinePCAP writes a capture of G.711 RTP (pt 0 PCMU or 8 PCMA), 20 ms
+// per packet, carrying a sine of hz at about -10 dBm0 for ms.
+func writeSinePCAP(t *testing.T, pt byte, hz float64, ms int) string {
+	t.Helper()
+	n := ms * 8
+	pcm := make([]int16, n)
+	for i := range pcm {
+		pcm[i] = int16(0.3 * 32767 * math.Sin(2*math.Pi*hz*float64(i)/8000))
+	}
+	return writeRTPPCAP(t, fmt.Sprintf("sine-%g.pcap", hz), pt, pcm)
+}
+
+// writeRTPPCAP writes pcm as G.711 RTP packets of 20 ms into a capture
+// sipp's play_pcap_audio plays, with the timing of a real sender.
+func writeRTPPCAP(t *testing.T, name string, pt byte, pcm []int16) string {
+	t.Helper()
+	if len(pcm)%160 != 0 {
+		pcm = append(pcm, make([]int16, 160-len(pcm)%160)...)
+	}
+	encode := linearToPCMU
+	if pt == 8 {
+		encode = linearToPCMA
+	}
 	var pc bytes.Buffer
 	hdr := make([]byte, 24)
 	binary.LittleEndian.PutUint32(hdr[0:], 0xa1b2c3d4)
@@ -235,7 +262,7 @@ func writeTonePCAP(t *testing.T, key byte, toneMs int) string {
 	for k := 0; k*160 < len(pcm); k++ {
 		rtp := make([]byte, 12+160)
 		rtp[0] = 0x80
-		rtp[1] = 0 // PCMU
+		rtp[1] = pt
 		if k == 0 {
 			rtp[1] |= 0x80
 		}
@@ -243,7 +270,7 @@ func writeTonePCAP(t *testing.T, key byte, toneMs int) string {
 		binary.BigEndian.PutUint32(rtp[4:], uint32(160*k))
 		binary.BigEndian.PutUint32(rtp[8:], 0x5eed0001)
 		for i := range 160 {
-			rtp[12+i] = linearToPCMU(pcm[k*160+i])
+			rtp[12+i] = encode(pcm[k*160+i])
 		}
 		frame := udpFrame(rtp, 6000, 6002)
 		rec := make([]byte, 16)
@@ -255,7 +282,7 @@ func writeTonePCAP(t *testing.T, key byte, toneMs int) string {
 		pc.Write(rec)
 		pc.Write(frame)
 	}
-	path := filepath.Join(t.TempDir(), "dtmf-inband.pcap")
+	path := filepath.Join(t.TempDir(), name)
 	if err := os.WriteFile(path, pc.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -288,6 +315,32 @@ func udpFrame(payload []byte, srcPort, dstPort uint16) []byte {
 	binary.BigEndian.PutUint16(udp[4:], uint16(8+len(payload)))
 	copy(udp[8:], payload)
 	return f
+}
+
+// linearToPCMA is G.711 A-law encoding, written out here for the same
+// reason as linearToPCMU.
+func linearToPCMA(x int16) byte {
+	v := int(x)
+	mask := 0xd5
+	if v < 0 {
+		mask = 0x55
+		v = -v - 1
+	}
+	v >>= 3
+	seg := 0
+	for lim := 0x1f; v > lim && seg < 8; lim = lim<<1 | 1 {
+		seg++
+	}
+	if seg >= 8 {
+		return byte(0x7f ^ mask)
+	}
+	a := seg << 4
+	if seg < 2 {
+		a |= (v >> 1) & 0x0f
+	} else {
+		a |= (v >> seg) & 0x0f
+	}
+	return byte(a ^ mask)
 }
 
 // linearToPCMU is G.711 mu-law encoding, written out here so that the
