@@ -73,8 +73,11 @@ func MarshalEvent(event string, id string, at time.Time, rec call.Record) ([]byt
 		}
 		if r := rec.Recording; r != nil {
 			b = appendStringField(b, "path", r.Path, first)
-			b = appendIntField(b, "duration_ms", r.Duration.Milliseconds())
-			b = appendStringField(b, "sha256", r.SHA256, false)
+			// A deleted recording is known by its path alone.
+			if r.SHA256 != "" {
+				b = appendIntField(b, "duration_ms", r.Duration.Milliseconds())
+				b = appendStringField(b, "sha256", r.SHA256, false)
+			}
 			if r.Partial {
 				b = append(b, `,"partial":true`...)
 			}

@@ -233,8 +233,10 @@ func TestMarshalRecording(t *testing.T) {
 		{"complete", call.Record{ID: "c", Consent: call.ConsentGranted, Recording: &call.RecordingResult{
 			Path: "/data/recordings/2026/11/23/c.wav", Duration: 61500 * time.Millisecond, SHA256: "ab12",
 		}}, `"recording":{"consent":"granted","path":"/data/recordings/2026/11/23/c.wav","duration_ms":61500,"sha256":"ab12"}`},
-		{"recovered after a crash", call.Record{ID: "c", Recording: &call.RecordingResult{Path: "/r/c.wav", Partial: true}},
-			`"recording":{"path":"/r/c.wav","duration_ms":0,"partial":true}`},
+		{"recovered after a crash", call.Record{ID: "c", Recording: &call.RecordingResult{
+			Path: "/r/c.wav", Duration: 2040 * time.Millisecond, SHA256: "cd", Partial: true,
+		}}, `"recording":{"path":"/r/c.wav","duration_ms":2040,"sha256":"cd","partial":true}`},
+		{"deleted", call.Record{ID: "c", Recording: &call.RecordingResult{Path: "/r/c.wav"}}, `"recording":{"path":"/r/c.wav"}}`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
