@@ -87,9 +87,9 @@ func TestValid(t *testing.T) {
 			"+15550100003":  {E164: "+15550100003", Flow: "sales"},
 		},
 		Flows: map[string]*Flow{
-			"sales":   {Name: "sales", Steps: []Step{{Queue: "sales"}}},
-			"support": {Name: "support", Steps: []Step{{Queue: "support"}}},
-			"unused":  {Name: "unused", Steps: []Step{{Queue: "support"}}},
+			"sales":   {Name: "sales", Steps: []Step{{Queue: "sales"}}, Record: RecordOff},
+			"support": {Name: "support", Steps: []Step{{Queue: "support"}}, Record: RecordOff},
+			"unused":  {Name: "unused", Steps: []Step{{Queue: "support"}}, Record: RecordOff},
 		},
 		Queues: map[string]*Queue{
 			"sales":   {Name: "sales", Strategy: "round-robin", RingTimeout: 10 * time.Second, MaxWait: 90 * 24 * time.Hour, Agents: []string{"bob", "carol"}},
@@ -99,6 +99,7 @@ func TestValid(t *testing.T) {
 			"bob":   {ID: "bob", Name: "Bob", SIP: &AgentSIP{Username: "bob", Password: "bob-pw"}},
 			"carol": {ID: "carol", Name: "carol", SIP: &AgentSIP{Contact: "sip:carol@127.0.0.1:5090;transport=udp"}},
 		},
+		Recording: Recording{AcceptDigit: '1', AskTimeout: 5 * time.Second},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got\n%s\nwant\n%s", dump(c), dump(want))
@@ -111,7 +112,7 @@ func TestValid(t *testing.T) {
 // dump shows a Config with what its pointers point to, for failure output.
 func dump(c *Config) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%+v %+v %+v %+v %+v %s\n", c.SIP, c.Media, c.HTTP, c.Events, c.Storage, c.Path)
+	fmt.Fprintf(&b, "%+v %+v %+v %+v %+v %+v %s\n", c.SIP, c.Media, c.HTTP, c.Events, c.Storage, c.Recording, c.Path)
 	for _, m := range []any{c.Trunks, c.Numbers, c.Flows, c.Queues, c.Agents} {
 		v := reflect.ValueOf(m)
 		for _, k := range v.MapKeys() {
@@ -144,6 +145,9 @@ func TestDefaults(t *testing.T) {
 		{"trunk", *c.Trunks["carrier"], Trunk{Name: "carrier", Allow: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}}},
 		{"queue", *c.Queues["sales"], Queue{Name: "sales", Strategy: "round-robin", RingTimeout: 20 * time.Second, Agents: []string{"bob"}}},
 		{"agent name", c.Agents["bob"].Name, "bob"},
+		{"flow record", c.Flows["sales"].Record, RecordOff},
+		{"number record", c.Numbers["+15550100001"].Record, ""},
+		{"recording", c.Recording, Recording{AcceptDigit: '1', AskTimeout: 5 * time.Second}},
 		{"summary", c.Summary(), "testdata/defaults.yaml: ok — 1 number, 1 flow, 1 queue, 1 agent, 1 trunk"},
 	}
 	for _, ch := range checks {
@@ -230,6 +234,146 @@ func TestFlows(t *testing.T) {
 	again := mustLoad(t, "testdata/flows.yaml", nil)
 	if again.Flows["main"].Steps[0].Play == welcome || again.Flows["support"].Steps[0].Menu.Prompt == sub.Prompt {
 		t.Error("two loads share prompts")
+	}
+}
+
+func TestRecording(t *testing.T) {
+	c := mustLoad(t, "testdata/recording.yaml", nil)
+	r := c.Recording
+	if r.AnnouncePrompt == nil || r.AskPrompt == nil {
+		t.Fatalf("recording prompts: announce %v, ask %v", r.AnnouncePrompt, r.AskPrompt)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"flow asks", c.Flows["sales"].Record, RecordAsk},
+		{"flow announces", c.Flows["support"].Record, RecordAnnounce},
+		{"flow off", c.Flows["quiet"].Record, RecordOff},
+		{"flow off by default", c.Flows["plain"].Record, RecordOff},
+		{"number with its flow's mode", c.Numbers["+15550100001"].Record, ""},
+		{"number off in a flow that asks", c.Numbers["+15550100002"].Record, RecordOff},
+		{"number asks in a flow that announces", c.Numbers["+15550100003"].Record, RecordAsk},
+		{"retention in days", r.Retention, 90 * 24 * time.Hour},
+		{"announce prompt file", r.AnnouncePrompt.Path, abs(t, "testdata/prompts/tone-8k.wav")},
+		{"default ask prompt", r.AskPrompt.Path, "builtin:recording-consent.wav"},
+		{"unquoted accept digit", r.AcceptDigit, byte('9')},
+		{"ask timeout", r.AskTimeout, 3 * time.Second},
+		{"summary", c.Summary(), "testdata/recording.yaml: ok — 4 numbers, 4 flows, 1 queue, 1 agent, 1 trunk, recording: 1 flow asks, 1 announces, 1 number asks"},
+	}
+	for _, ch := range checks {
+		if !reflect.DeepEqual(ch.got, ch.want) {
+			t.Errorf("%s = %+v, want %+v", ch.name, ch.got, ch.want)
+		}
+	}
+	if r.AskPrompt.PCMU == nil || r.AskPrompt.PCMA == nil || r.AnnouncePrompt.PCMU.Duration() != 200*time.Millisecond {
+		t.Errorf("consent prompts not encoded: ask %+v, announce %+v", r.AskPrompt, r.AnnouncePrompt)
+	}
+}
+
+// TestRecordDefaults checks that record modes work without a recording
+// section, with the built-in consent prompts.
+func TestRecordDefaults(t *testing.T) {
+	c := mustLoad(t, "testdata/record_defaults.yaml", nil)
+	r := c.Recording
+	if r.AnnouncePrompt == nil || r.AskPrompt == nil {
+		t.Fatalf("recording prompts: announce %v, ask %v", r.AnnouncePrompt, r.AskPrompt)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"announce prompt", r.AnnouncePrompt.Path, "builtin:recording-notice.wav"},
+		{"ask prompt", r.AskPrompt.Path, "builtin:recording-consent.wav"},
+		{"accept digit", r.AcceptDigit, byte('1')},
+		{"ask timeout", r.AskTimeout, 5 * time.Second},
+		{"retention", r.Retention, time.Duration(0)},
+		{"number override", c.Numbers["+15550100002"].Record, RecordAnnounce},
+		{"summary", c.Summary(), "testdata/record_defaults.yaml: ok — 2 numbers, 1 flow, 1 queue, 1 agent, 1 trunk, recording: 1 flow asks, 1 number announces"},
+	}
+	for _, ch := range checks {
+		if !reflect.DeepEqual(ch.got, ch.want) {
+			t.Errorf("%s = %+v, want %+v", ch.name, ch.got, ch.want)
+		}
+	}
+	if r.AskPrompt.PCMU == nil || r.AnnouncePrompt.PCMA == nil {
+		t.Errorf("consent prompts not encoded: ask %+v, announce %+v", r.AskPrompt, r.AnnouncePrompt)
+	}
+}
+
+// TestRecordingSection checks the values the recording section takes when
+// no flow or number records.
+func TestRecordingSection(t *testing.T) {
+	base, err := os.ReadFile("testdata/defaults.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		section string
+		want    Recording
+	}{
+		{"recording:\n", Recording{AcceptDigit: '1', AskTimeout: 5 * time.Second}},
+		{"recording: {retention: 0}\n", Recording{AcceptDigit: '1', AskTimeout: 5 * time.Second}},
+		{"recording: {retention: 1d12h, consent: {accept_digit: 1}}\n", Recording{Retention: 36 * time.Hour, AcceptDigit: '1', AskTimeout: 5 * time.Second}},
+		{"recording: {consent: {accept_digit: 0, timeout: 1m}}\n", Recording{AcceptDigit: '0', AskTimeout: time.Minute}},
+		{"recording: {consent: {accept_digit: \"*\", timeout: 500ms}}\n", Recording{AcceptDigit: '*', AskTimeout: 500 * time.Millisecond}},
+		{"recording:\n  consent:\n    accept_digit: \"#\"\n    announce_prompt:\n", Recording{AcceptDigit: '#', AskTimeout: 5 * time.Second}},
+	}
+	for _, tt := range tests {
+		c, err := LoadBytes("testdata/recording-section.yaml", append(base[:len(base):len(base)], tt.section...), envOf(nil))
+		if err != nil {
+			t.Errorf("%q: %v", tt.section, err)
+			continue
+		}
+		if c.Recording != tt.want {
+			t.Errorf("%q: Recording = %+v, want %+v", tt.section, c.Recording, tt.want)
+		}
+		if !strings.HasSuffix(c.Summary(), "1 trunk") {
+			t.Errorf("%q: Summary() = %q, want no recording", tt.section, c.Summary())
+		}
+	}
+}
+
+// TestDefaultConsentFile checks that a default consent prompt is read from
+// prompts/NAME.wav beside the configuration when there is one, and that a
+// file there that cannot play is reported at the record mode needing it.
+func TestDefaultConsentFile(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "callsign.yaml")
+	data, err := os.ReadFile("testdata/record_defaults.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "prompts"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	copyFile := func(from, to string) {
+		t.Helper()
+		b, err := os.ReadFile(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "prompts", to), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	copyFile("testdata/prompts/tone-8k.wav", "recording-consent.wav")
+	c, err := Load(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := c.Recording.AskPrompt.Path, filepath.Join(dir, "prompts", "recording-consent.wav"); got != want {
+		t.Errorf("AskPrompt.Path = %q, want %q", got, want)
+	}
+
+	copyFile("testdata/prompts/not-audio.wav", "recording-notice.wav")
+	_, err = Load(cfg)
+	want := cfg + `:7:44: number "+1 555 010 0002" record announce plays the default recording consent announce_prompt: prompt "prompts/recording-notice.wav": not a WAV file (no RIFF/WAVE header)`
+	if err == nil || err.Error() != want {
+		t.Errorf("got\n%v\nwant\n%s", err, want)
 	}
 }
 
@@ -447,6 +591,30 @@ func TestProblems(t *testing.T) {
 			`10:15: flow "sales" step 2 play: prompt "../prompts": $TESTDATA/prompts is a directory, not a WAV file`,
 			`12:19: flow "sales" step 3 menu prompt: prompt "../prompts/not-audio.wav": not a WAV file (no RIFF/WAVE header)`,
 		}},
+		{"bad_record", []string{
+			`5:44: number "+1 555 010 0001" record must be off, announce or ask, got "yes"`,
+			`6:44: number "+1 555 010 0002" record must be a single value, got a list`,
+			`9:13: flow "sales" record must be off, announce or ask, got "always"`,
+			`12:13: flow "support" record must be off, announce or ask, got "Ask"`,
+		}},
+		// The ask_prompt given is not replaced by the default when it fails.
+		{"bad_recording", []string{
+			`17:14: recording retention "-90d" must not be negative`,
+			`19:17: recording consent ask_prompt: prompt "prompts/consent.wav": no such file (looked for $TESTDATA/bad/prompts/consent.wav); built in: prompts/goodbye.wav, prompts/hold-music.wav, prompts/invalid.wav, prompts/recording-consent.wav, prompts/recording-notice.wav, prompts/sales-menu.wav, prompts/welcome.wav`,
+			`20:19: recording consent accept_digit must be one key of the phone: 0-9, "*" or "#", got "12"`,
+			`21:14: recording consent timeout must be more than 0`,
+			`22:5: unknown key "accept_key" in recording consent (known: announce_prompt, ask_prompt, accept_digit, timeout)`,
+		}},
+		{"bad_accept_digit", []string{
+			`16:14: recording retention "1 year" is not a duration (like 30s, 2m, 1h30m, 90d)`,
+			`18:19: recording consent accept_digit must be one key of the phone: 0-9, "*" or "#", got "x"`,
+			`19:14: recording consent timeout must be at most 60s: the caller waits in silence this long for a key`,
+			`20:22: recording consent announce_prompt: prompt "prompts/recording-notise.wav": no such file (looked for $TESTDATA/bad/prompts/recording-notise.wav); did you mean the built-in prompts/recording-notice.wav?`,
+		}},
+		{"accept_digit_comment", []string{
+			`17:5: recording consent accept_digit needs a key: 0-9, "*" or "#" (quote "*" and "#")`,
+			`18:3: unknown key "retain" in recording (known: retention, consent)`,
+		}},
 		{"no_trunks", []string{
 			`1:1: no trunks: at least one trunk must say which carrier addresses may place calls (trunks: {NAME: {allow: [CIDR]}})`,
 		}},
@@ -492,19 +660,19 @@ func TestReferenceNotSupportedYet(t *testing.T) {
 	_, err := load(t, "testdata/reference.yaml", env)
 	want := []string{
 		`42:1: section "pools" is not supported yet`,
-		`52:5: flow "sales": key "record" is not supported yet`,
-		`64:5: flow "support": key "record" is not supported yet`,
 		`70:15: queue "sales": strategy "longest-idle" is not supported yet (supported: round-robin)`,
 		`73:5: queue "sales": key "hours" is not supported yet`,
 		`74:5: queue "sales": key "after_hours" is not supported yet`,
 		`84:5: agent "alice": key "webrtc" is not supported yet (supported: sip)`,
-		`92:1: section "recording" is not supported yet`,
 	}
 	for i := range want {
 		want[i] = "testdata/reference.yaml:" + want[i]
 	}
 	if err == nil {
 		t.Fatal("reference loaded without problems")
+	}
+	if strings.Contains(err.Error(), "record") {
+		t.Errorf("record and recording must be supported:\n%v", err)
 	}
 	if got := strings.Split(err.Error(), "\n"); !reflect.DeepEqual(got, want) {
 		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -516,7 +684,6 @@ func TestReferenceNotSupportedYet(t *testing.T) {
 	for _, w := range []string{
 		"testdata/reference.yaml:21:16: ${CALLSIGN_ADMIN_TOKEN} is not set",
 		"testdata/reference.yaml:87:36: ${BOB_SIP_PASSWORD} is not set",
-		`testdata/reference.yaml:92:1: section "recording" is not supported yet`,
 	} {
 		if err == nil || !strings.Contains(err.Error()+"\n", w+"\n") {
 			t.Errorf("missing %q in\n%v", w, err)

@@ -44,7 +44,7 @@ type flowCourse struct {
 func (l *loader) flows(n *yaml.Node, c *Config) {
 	courses := map[string]flowCourse{}
 	l.entries(n, "flows", func(name string, k, v *yaml.Node) {
-		f := &Flow{Name: name}
+		f := &Flow{Name: name, Record: RecordOff}
 		c.Flows[name] = f
 		where := fmt.Sprintf("flow %q", name)
 		stepsSeen := 0
@@ -52,7 +52,11 @@ func (l *loader) flows(n *yaml.Node, c *Config) {
 		// also be blamed for loops it may not have.
 		end := course{ends: true}
 		l.fields(v, where, []key{
-			{name: "record"},
+			{name: "record", parse: func(_, v *yaml.Node) {
+				if mode := l.record(v, where); mode != "" {
+					f.Record = mode
+				}
+			}},
 			{name: "steps", parse: func(_, v *yaml.Node) {
 				items, ok := l.list(v, where+" steps")
 				if !ok {

@@ -27,7 +27,7 @@ func LoadBytes(path string, data []byte, env func(string) (string, bool)) (*Conf
 	if env == nil {
 		env = os.LookupEnv
 	}
-	l := &loader{file: path, env: env, prompts: map[string]promptFile{}}
+	l := &loader{file: path, env: env, prompts: map[string]promptFile{}, recordUses: map[string]recordUse{}}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		l.syntaxError(err)
@@ -58,6 +58,10 @@ type loader struct {
 	// builtin:NAME, so a file named by several steps is read and encoded
 	// once and its steps share one Prompt.
 	prompts map[string]promptFile
+	// recordUses are the first record value of each mode, in file order:
+	// a default consent prompt is loaded only for a mode in use, and its
+	// problems are reported there.
+	recordUses map[string]recordUse
 }
 
 func (l *loader) problem(n *yaml.Node, format string, args ...any) {

@@ -43,11 +43,18 @@ func (l *loader) prompt(v *yaml.Node, label string) *Prompt {
 		l.problem(v, "%s needs a WAV file, like prompts/welcome.wav", label)
 		return nil
 	}
+	return l.promptAt(v, s, label)
+}
+
+// promptAt reads the prompt file s as prompt does, reporting a problem at
+// the node at. A default prompt is not written anywhere, so its problems go
+// to the value that made it needed.
+func (l *loader) promptAt(at *yaml.Node, s, label string) *Prompt {
 	key := resolvePath(l.file, s)
 	if _, err := os.Stat(key); errors.Is(err, fs.ErrNotExist) {
 		name, ok := builtinName(s)
 		if !ok {
-			l.problem(v, "%s: prompt %q: no such file (looked for %s)%s", label, s, key, builtinHint(s))
+			l.problem(at, "%s: prompt %q: no such file (looked for %s)%s", label, s, key, builtinHint(s))
 			return nil
 		}
 		key = builtinPrefix + name
@@ -58,7 +65,7 @@ func (l *loader) prompt(v *yaml.Node, label string) *Prompt {
 		l.prompts[key] = pf
 	}
 	if pf.fail != "" {
-		l.problem(v, "%s: prompt %q: %s", label, s, pf.fail)
+		l.problem(at, "%s: prompt %q: %s", label, s, pf.fail)
 		return nil
 	}
 	return pf.p

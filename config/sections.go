@@ -30,6 +30,12 @@ const (
 	DefaultRingTimeout    = 20 * time.Second
 	DefaultMenuTimeout    = 5 * time.Second
 	DefaultMenuRetries    = 2
+	// No retention: deleting recordings is the operator's decision.
+	DefaultRetention      = time.Duration(0)
+	DefaultAnnouncePrompt = "prompts/recording-notice.wav"
+	DefaultAskPrompt      = "prompts/recording-consent.wav"
+	DefaultAcceptDigit    = byte('1')
+	DefaultAskTimeout     = 5 * time.Second
 )
 
 // StrategyRoundRobin is the only queue strategy of this version.
@@ -64,6 +70,8 @@ func (l *loader) config(root *yaml.Node) *Config {
 	c.HTTP.Listen = DefaultHTTPListen
 	c.Events = Events{Embedded: true, EmbeddedListen: DefaultEmbeddedListen, SubjectPrefix: DefaultSubjectPrefix}
 	storage := DefaultStorageDir
+	c.Recording = Recording{Retention: DefaultRetention, AcceptDigit: DefaultAcceptDigit, AskTimeout: DefaultAskTimeout}
+	var consentGiven consentKeys
 
 	var sipNode, trunksNode *yaml.Node
 	trunksOK := true
@@ -79,13 +87,14 @@ func (l *loader) config(root *yaml.Node) *Config {
 		{name: "flows", parse: func(_, v *yaml.Node) { l.flows(v, c) }},
 		{name: "queues", parse: func(_, v *yaml.Node) { l.queues(v, c) }},
 		{name: "agents", parse: func(_, v *yaml.Node) { l.agents(v, c) }},
-		{name: "recording"},
+		{name: "recording", parse: func(_, v *yaml.Node) { consentGiven = l.recording(v, &c.Recording) }},
 	}) {
 		return c
 	}
 	// sip is read even when absent, because its defaults need checking.
 	l.sip(sipNode, &c.SIP)
 	c.Storage.Dir = resolvePath(l.file, storage)
+	l.defaultConsent(&c.Recording, consentGiven)
 	if len(c.Trunks) == 0 && trunksOK {
 		at := trunksNode
 		if at == nil {
@@ -254,15 +263,26 @@ func (l *loader) duration(v *yaml.Node, label string) (time.Duration, bool) {
 		return 0, false
 	}
 	d, err := parseDuration(txt)
-	if err != nil {
+	switch {
+	case err != nil && !negativeDays(txt):
 		l.problem(v, "%s %q is not a duration (like 30s, 2m, 1h30m, 90d)", label, txt)
 		return 0, false
-	}
-	if d < 0 {
+	case err != nil || d < 0:
 		l.problem(v, "%s %q must not be negative", label, txt)
 		return 0, false
 	}
 	return d, true
+}
+
+// negativeDays tells "-90d" apart from nonsense: days take no sign, yet to
+// whoever wrote it, it is a negative duration.
+func negativeDays(s string) bool {
+	rest, neg := strings.CutPrefix(strings.TrimSpace(s), "-")
+	if !neg {
+		return false
+	}
+	_, err := parseDuration(rest)
+	return err == nil
 }
 
 func (l *loader) media(n *yaml.Node, m *Media) {
@@ -519,6 +539,7 @@ func (l *loader) numbers(n *yaml.Node, c *Config) {
 				flowNode = v
 				num.Flow, _, flowOK = l.str(v, where+" flow")
 			}},
+			{name: "record", parse: func(_, v *yaml.Node) { num.Record = l.record(v, where) }},
 		})
 		if !flowOK {
 			return
@@ -748,7 +769,52 @@ func (c *Config) Summary() string {
 	if n := c.promptCount(); n > 0 {
 		s += ", " + plural(n, "prompt")
 	}
+	if r := c.recordSummary(); r != "" {
+		s += ", recording: " + r
+	}
 	return s
+}
+
+// recordSummary says how many flows, then numbers, ask for consent or
+// announce the recording, like "1 flow asks, 2 announce, 1 number asks";
+// empty when nothing is recorded.
+func (c *Config) recordSummary() string {
+	var parts []string
+	group := func(noun string, modes []string) {
+		count := map[string]int{}
+		for _, m := range modes {
+			count[m]++
+		}
+		first := true
+		for _, m := range []struct{ mode, one, many string }{
+			{RecordAsk, "asks", "ask"},
+			{RecordAnnounce, "announces", "announce"},
+		} {
+			n := count[m.mode]
+			if n == 0 {
+				continue
+			}
+			verb := m.many
+			if n == 1 {
+				verb = m.one
+			}
+			what := strconv.Itoa(n)
+			if first {
+				what, first = plural(n, noun), false
+			}
+			parts = append(parts, what+" "+verb)
+		}
+	}
+	var flows, numbers []string
+	for _, f := range c.Flows {
+		flows = append(flows, f.Record)
+	}
+	for _, n := range c.Numbers {
+		numbers = append(numbers, n.Record)
+	}
+	group("flow", flows)
+	group("number", numbers)
+	return strings.Join(parts, ", ")
 }
 
 // promptCount is the number of distinct prompt files the flows play.
