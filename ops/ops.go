@@ -27,9 +27,20 @@ type Sources struct {
 	Events         func() (published, failed, dropped uint64, queued int)
 	OutboxErrors   func() uint64
 	Ready          func() bool
-	// PromptPackets and Keys are optional.
+	// PromptPackets, Keys and Recordings are optional.
 	PromptPackets func() uint64
 	Keys          func(f func(via string, n uint64))
+	Recordings    func() RecordingStats
+}
+
+// RecordingStats are the recorder's figures.
+type RecordingStats struct {
+	Active        int
+	BufferedBytes int64
+	Behind        uint64
+	Completed     uint64
+	Failed        uint64
+	LateSamples   uint64
 }
 
 // Outcomes counts ended calls by outcome and missed reason.
@@ -116,6 +127,25 @@ func writeMetrics(w io.Writer, src Sources, outcomes *Outcomes) {
 		src.Keys(func(via string, n uint64) {
 			fmt.Fprintf(w, "callsign_dtmf_keys_total{via=%q} %d\n", via, n)
 		})
+	}
+	if src.Recordings != nil {
+		r := src.Recordings()
+		fmt.Fprintln(w, "# HELP callsign_recordings_active Recordings in progress.")
+		fmt.Fprintln(w, "# TYPE callsign_recordings_active gauge")
+		fmt.Fprintf(w, "callsign_recordings_active %d\n", r.Active)
+		fmt.Fprintln(w, "# HELP callsign_recordings_total Recordings finished, by result.")
+		fmt.Fprintln(w, "# TYPE callsign_recordings_total counter")
+		fmt.Fprintf(w, "callsign_recordings_total{result=\"completed\"} %d\n", r.Completed)
+		fmt.Fprintf(w, "callsign_recordings_total{result=\"failed\"} %d\n", r.Failed)
+		fmt.Fprintln(w, "# HELP callsign_recording_buffered_bytes Audio recorded but not yet on disk (grows when the disk is slow).")
+		fmt.Fprintln(w, "# TYPE callsign_recording_buffered_bytes gauge")
+		fmt.Fprintf(w, "callsign_recording_buffered_bytes %d\n", r.BufferedBytes)
+		fmt.Fprintln(w, "# HELP callsign_recording_writer_behind_total Times a recording's writer found more than a second of audio waiting.")
+		fmt.Fprintln(w, "# TYPE callsign_recording_writer_behind_total counter")
+		fmt.Fprintf(w, "callsign_recording_writer_behind_total %d\n", r.Behind)
+		fmt.Fprintln(w, "# HELP callsign_recording_late_samples_total Samples that arrived too late for their place in a recording.")
+		fmt.Fprintln(w, "# TYPE callsign_recording_late_samples_total counter")
+		fmt.Fprintf(w, "callsign_recording_late_samples_total %d\n", r.LateSamples)
 	}
 	published, failed, dropped, queued := src.Events()
 	fmt.Fprintln(w, "# HELP callsign_events_total Events by what became of them.")

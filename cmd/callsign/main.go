@@ -161,6 +161,11 @@ func serveConfig(cfg *config.Config, path string, drainTimeout time.Duration, lo
 	}
 	meter := media.NewMeter()
 	router := routing.NewRouter(routing.NewTable(cfg))
+	recordings, err := openRecordings(cfg.Storage.Dir, pub, log)
+	if err != nil {
+		return fmt.Errorf("recordings: %w", err)
+	}
+	sweepRecordings(ctx, recordings, router, pub, log)
 	// The admin token may change on reload, like the rest of the config.
 	var adminToken atomic.Pointer[string]
 	adminToken.Store(&cfg.HTTP.AdminToken)
@@ -175,6 +180,7 @@ func serveConfig(cfg *config.Config, path string, drainTimeout time.Duration, lo
 		Log:       log,
 		NewID:     func() string { return ulid.Make().String() },
 		OnEnd:     outcomes.Count,
+		Recorder:  recorder{recordings},
 	})
 	if err != nil {
 		return err
@@ -193,8 +199,10 @@ func serveConfig(cfg *config.Config, path string, drainTimeout time.Duration, lo
 		Ready:          func() bool { return !edge.Draining() },
 		PromptPackets:  edge.PromptPackets,
 		Keys:           edge.Keys,
+		Recordings:     recordingStats(recordings),
 	}, outcomes, ops.API{
-		Token: func() string { return *adminToken.Load() },
+		Token:          func() string { return *adminToken.Load() },
+		PauseRecording: pauseRecording(recordings),
 	}), log)
 	if err != nil {
 		return err
