@@ -73,27 +73,31 @@ type Call struct {
 	typeahead []byte
 	// tag numbers prompts and menu timers; see Event.Tag.
 	tag uint64
-	// record is the number's record mode (config.RecordOff, ...).
+	// record is the number's own record mode, if any; otherwise the
+	// mode of the flow that leads to the queue applies.
 	record string
+	// current is the flow running, which menus may change.
+	current *config.Flow
 }
 
 // New prepares a call for rec (whose ID, SIP Call-ID, caller and
-// attribution the adapter filled) that will run flow, recorded as record
-// says (config.RecordOff, RecordAnnounce or RecordAsk).
+// attribution the adapter filled) that will run flow. record is the
+// number's own record mode (config.RecordOff, RecordAnnounce or
+// RecordAsk), which overrides the flows'; empty when it has none.
 func New(deps *Deps, rec Record, flow *config.Flow, record string) *Call {
 	rec.Flow = flow.Name
-	if record == "" || record == config.RecordOff {
-		record = config.RecordOff
+	if record == config.RecordOff {
 		rec.Consent = ConsentNotAsked
 	}
 	return &Call{
-		record: record,
-		deps:   deps,
-		rec:    rec,
-		flow:   flow,
-		log:    deps.Log.With().Str("call_id", rec.ID).Logger(),
-		events: make(chan Event, 8),
-		done:   make(chan struct{}),
+		record:  record,
+		current: flow,
+		deps:    deps,
+		rec:     rec,
+		flow:    flow,
+		log:     deps.Log.With().Str("call_id", rec.ID).Logger(),
+		events:  make(chan Event, 8),
+		done:    make(chan struct{}),
 	}
 }
 

@@ -6,14 +6,19 @@ import (
 	"github.com/callsign/callsign/config"
 )
 
-// consent asks or tells the caller about recording, as the number's record
-// mode says, before the call waits in a queue. It runs once per call.
+// consent asks or tells the caller about recording before the call waits
+// in a queue, as the number's own record mode says, or else the mode of the
+// flow that led to the queue. It runs once per call.
 func (c *Call) consent() ringResult {
 	if c.rec.Consent != "" {
 		return ringNext
 	}
 	settings := c.deps.Router.Recording()
-	switch c.record {
+	mode := c.record
+	if mode == "" {
+		mode = c.current.Record
+	}
+	switch mode {
 	case config.RecordAnnounce:
 		if res := c.startIVR(); res != ringNext {
 			return res

@@ -213,3 +213,44 @@ func (h ivrHarness) endsThenAskTimesOut(pl play) {
 	h.expectTimer(askTO)
 	h.clk.Advance(askTO)
 }
+
+// Without a number's own mode, the flow that leads to the queue decides:
+// a menu of an "ask" flow leading to an "announce" flow announces.
+func TestConsentModeOfTheFlowThatReachesTheQueue(t *testing.T) {
+	support := &config.Flow{Name: "support", Record: config.RecordAnnounce, Steps: []config.Step{{Queue: "sales"}}}
+	sales := &config.Flow{Name: "sales", Record: config.RecordAsk, Steps: []config.Step{{Menu: &config.Menu{
+		Prompt: salesMenu, Timeout: menuTO, Options: map[byte]config.Action{'2': {Flow: "support"}},
+	}}}}
+	h, recorder := newConsent(t, "")
+	deps := *h.call.deps
+	h.call = New(&deps, h.call.rec, sales, "")
+	h.router.flows = map[string]*config.Flow{"sales": sales, "support": support}
+	h.run()
+	h.nextPlay(salesMenu)
+	h.press('2', "rfc4733")
+	h.ends(h.nextPlay(notice))
+	h.talks()
+	wantConsent(t, h, ConsentAnnounced, true)
+	if len(recorder.started) != 1 {
+		t.Errorf("recorder started %d times", len(recorder.started))
+	}
+}
+
+// A number's own mode overrides its flow's, and off is known from the
+// start.
+func TestConsentNumberOverridesFlow(t *testing.T) {
+	flow := &config.Flow{Name: "sales", Record: config.RecordAnnounce, Steps: []config.Step{{Queue: "sales"}}}
+	h, recorder := newConsent(t, "")
+	deps := *h.call.deps
+	h.call = New(&deps, h.call.rec, flow, config.RecordOff)
+	h.run()
+	h.talks()
+	wantConsent(t, h, ConsentNotAsked, false)
+	wantInbound(t, h.in, "answer")
+	if started := h.pub.all()[0]; started.event != EventStarted || started.rec.Consent != ConsentNotAsked {
+		t.Errorf("call.started consent %q, want not_asked known from the start", started.rec.Consent)
+	}
+	if len(recorder.started) != 0 {
+		t.Errorf("recorder started %v", recorder.started)
+	}
+}

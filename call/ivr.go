@@ -45,6 +45,7 @@ func (c *Call) runFlow(flow *config.Flow) {
 			}
 			c.log.Info().Str("from", flow.Name).Str("to", next.Name).Msg("flow changed")
 			flow = next
+			c.current = next
 		default:
 			c.leaveFlow(exit)
 			return

@@ -18,7 +18,8 @@ type Attribution struct {
 	Campaign string
 	Keyword  string
 	Flow     *config.Flow
-	// Record is the number's record mode, or its flow's.
+	// Record is the number's own record mode, which overrides its
+	// flows'; empty when it has none.
 	Record string
 }
 
@@ -43,9 +44,6 @@ func NewTable(cfg *config.Config) *Table {
 		a := Attribution{
 			Number: e164, Source: n.Source, Medium: n.Medium,
 			Campaign: n.Campaign, Keyword: n.Keyword, Flow: cfg.Flows[n.Flow], Record: n.Record,
-		}
-		if a.Record == "" && a.Flow != nil {
-			a.Record = a.Flow.Record
 		}
 		t.numbers[e164] = a
 	}

@@ -18,7 +18,7 @@ func testConfig() *config.Config {
 	return &config.Config{
 		Numbers: map[string]*config.Number{
 			"+15550100001": {E164: "+15550100001", Source: "google", Medium: "cpc", Campaign: "spring", Keyword: "plumber", Flow: "main"},
-			"+15550100002": {E164: "+15550100002", Source: "billboard", Flow: "support"},
+			"+15550100002": {E164: "+15550100002", Source: "billboard", Flow: "support", Record: config.RecordAnnounce},
 		},
 		Flows: flows,
 		Queues: map[string]*config.Queue{
@@ -38,7 +38,9 @@ func TestLookup(t *testing.T) {
 		want   Attribution
 	}{
 		{"+15550100001", true, Attribution{Number: "+15550100001", Source: "google", Medium: "cpc", Campaign: "spring", Keyword: "plumber", Flow: cfg.Flows["main"]}},
-		{"+15550100002", true, Attribution{Number: "+15550100002", Source: "billboard", Flow: cfg.Flows["support"]}},
+		// A number's own record mode travels with it; its flow's stays on
+		// the flow, for the call to apply where the flow leads.
+		{"+15550100002", true, Attribution{Number: "+15550100002", Source: "billboard", Flow: cfg.Flows["support"], Record: config.RecordAnnounce}},
 		// Lookup takes the E.164 form only; normalising is the caller's job.
 		{"15550100001", false, Attribution{}},
 		{"+15550109999", false, Attribution{}},
