@@ -193,10 +193,9 @@ func (s *Store) Start(meta Meta) (*Recording, error) {
 	return r, nil
 }
 
-// create makes the .part files, durably: a crash right after Start leaves
-// a recording Recover can finalize.
+// create makes the .part files; the writer makes them durable (settle).
 func (s *Store) create(r *Recording, rel []string) error {
-	meta, day := r.meta, r.day
+	meta := r.meta
 	s.dirs.RLock()
 	defer s.dirs.RUnlock()
 	if err := s.mkdirs(rel); err != nil {
@@ -221,16 +220,25 @@ func (s *Store) create(r *Recording, rel []string) error {
 	if _, err := f.WriteAt(wavHeader(streamedSize), 0); err != nil {
 		return fail(fileError("writing", r.wavPart, err))
 	}
-	if err := f.Sync(); err != nil {
-		return fail(fileError("syncing", r.wavPart, err))
-	}
-	if err := writeJSON(r.jsonPart, partSidecar(meta, r.wavPath, nil)); err != nil {
-		return fail(err)
-	}
-	if err := syncDir(day); err != nil {
-		return fail(fileError("syncing", day, err))
-	}
 	r.f = f
+	return nil
+}
+
+// settle makes the new .part files durable, with the metadata Recover
+// needs. It runs first thing on the writer's goroutine rather than in
+// Start, so that a slow disk never holds the call between the agent's
+// answer and the bridge; until it is done, a crash leaves a .wav.part that
+// Recover finalizes knowing only the call id of its name.
+func (r *Recording) settle() error {
+	if err := writeJSON(r.jsonPart, partSidecar(r.meta, r.wavPath, nil)); err != nil {
+		return err
+	}
+	if err := r.f.Sync(); err != nil {
+		return fileError("syncing", r.wavPart, err)
+	}
+	if err := syncDir(r.day); err != nil {
+		return fileError("syncing", r.day, err)
+	}
 	return nil
 }
 

@@ -302,6 +302,9 @@ func closeSpans(spans []Span, end time.Duration) []Span {
 // run is the writer goroutine.
 func (r *Recording) run() {
 	defer close(r.done)
+	if err := r.settle(); err != nil {
+		r.fail(err)
+	}
 	t := time.NewTicker(flushEvery)
 	defer t.Stop()
 	for {
