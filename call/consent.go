@@ -18,6 +18,13 @@ func (c *Call) consent() ringResult {
 	if mode == "" {
 		mode = c.current.Record
 	}
+	if (mode == config.RecordAnnounce || mode == config.RecordAsk) && consentPrompt(settings, mode) == nil {
+		// A reload can leave no prompt for a mode a call in progress
+		// still has; a caller who cannot be told is not recorded.
+		c.log.Error().Str("record", mode).Msg("no consent prompt in the configuration in force; the call is not recorded")
+		c.rec.Consent = ConsentDeclined
+		return ringNext
+	}
 	switch mode {
 	case config.RecordAnnounce:
 		if res := c.startIVR(); res != ringNext {
@@ -46,6 +53,17 @@ func (c *Call) consent() ringResult {
 	}
 	c.log.Info().Str("consent", c.rec.Consent).Msg("recording consent")
 	return ringNext
+}
+
+// consentPrompt is the prompt a record mode plays, nil for none.
+func consentPrompt(settings *config.Recording, mode string) *config.Prompt {
+	switch mode {
+	case config.RecordAnnounce:
+		return settings.AnnouncePrompt
+	case config.RecordAsk:
+		return settings.AskPrompt
+	}
+	return nil
 }
 
 // announce plays a prompt the caller must hear whole: keys do not stop it.

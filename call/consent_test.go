@@ -254,3 +254,20 @@ func TestConsentNumberOverridesFlow(t *testing.T) {
 		t.Errorf("recorder started %v", recorder.started)
 	}
 }
+
+// A reload that left no consent prompt must not crash a call that still
+// has the mode, nor record a caller who was not told.
+func TestConsentWithoutPromptIsNotRecorded(t *testing.T) {
+	for _, mode := range []string{config.RecordAnnounce, config.RecordAsk} {
+		t.Run(mode, func(t *testing.T) {
+			h, recorder := newConsent(t, mode)
+			h.router.recording = config.Recording{AcceptDigit: '1', AskTimeout: askTO}
+			h.run()
+			h.talks()
+			wantConsent(t, h, ConsentDeclined, false)
+			if len(recorder.started) != 0 {
+				t.Errorf("recorder started %v", recorder.started)
+			}
+		})
+	}
+}

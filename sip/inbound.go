@@ -118,9 +118,12 @@ func (in *inbound) Play(p *config.Prompt, tag uint64) func() {
 	in.playMu.Lock()
 	defer in.playMu.Unlock()
 	in.stopPlaybackLocked()
-	prompt := p.For(strings.ToUpper(in.codec.Name))
+	var prompt *media.Prompt
+	if p != nil {
+		prompt = p.For(strings.ToUpper(in.codec.Name))
+	}
 	if prompt == nil {
-		in.log.Error().Str("prompt", p.Path).Str("codec", in.codec.Name).Msg("prompt not encoded for the call's codec")
+		in.log.Error().Str("codec", in.codec.Name).Msg("no prompt encoded for the call's codec; going on as if it had played")
 		// Posted from elsewhere: the call's goroutine is the one calling.
 		go in.call.Post(call.Event{Kind: call.PromptEnded, Tag: tag})
 		return func() {}
