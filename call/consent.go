@@ -30,7 +30,7 @@ func (c *Call) consent() ringResult {
 		if res := c.startIVR(); res != ringNext {
 			return res
 		}
-		if res := c.announce(settings.AnnouncePrompt); res != ringNext {
+		if res := c.playPrompt(settings.AnnouncePrompt, false); res != ringNext {
 			return res
 		}
 		c.rec.Consent = ConsentAnnounced
@@ -64,30 +64,6 @@ func consentPrompt(settings *config.Recording, mode string) *config.Prompt {
 		return settings.AskPrompt
 	}
 	return nil
-}
-
-// announce plays a prompt the caller must hear whole: keys do not stop it.
-func (c *Call) announce(p *config.Prompt) ringResult {
-	tag := c.nextTag()
-	stop := c.in.Play(p, tag)
-	defer stop()
-	for ev := range c.events {
-		switch ev.Kind {
-		case PromptEnded:
-			if ev.Tag == tag {
-				return ringNext
-			}
-		case DigitPressed:
-			if isKey(ev.Digit) {
-				c.rec.IVR = append(c.rec.IVR, string(ev.Digit))
-			}
-		default:
-			if res, ok := ivrEnd(ev.Kind); ok {
-				return res
-			}
-		}
-	}
-	panic("unreachable: the events channel is never closed")
 }
 
 // startRecording starts recording the conversation the agent just

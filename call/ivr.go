@@ -95,6 +95,13 @@ func (c *Call) play(p *config.Prompt) ringResult {
 	if len(c.typeahead) > 0 {
 		return ringNext
 	}
+	return c.playPrompt(p, true)
+}
+
+// playPrompt plays p to its end or, with bargeIn, until the caller presses
+// a key, which is kept for the next menu. Without bargeIn keys are only
+// recorded: a notice the caller must hear is not cut short.
+func (c *Call) playPrompt(p *config.Prompt, bargeIn bool) ringResult {
 	tag := c.nextTag()
 	stop := c.in.Play(p, tag)
 	defer stop()
@@ -105,7 +112,11 @@ func (c *Call) play(p *config.Prompt) ringResult {
 				return ringNext
 			}
 		case DigitPressed:
-			if c.pressed(ev) {
+			if !bargeIn {
+				if isKey(ev.Digit) {
+					c.rec.IVR = append(c.rec.IVR, string(ev.Digit))
+				}
+			} else if c.pressed(ev) {
 				return ringNext
 			}
 		default:
