@@ -279,3 +279,13 @@ func (a *atomicBool) flip() bool {
 	a.v = !a.v
 	return a.v
 }
+
+// mustStart starts a recording or fails the test.
+func mustStart(t *testing.T, s *Store, meta Meta) *Recording {
+	t.Helper()
+	r, err := s.Start(meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}

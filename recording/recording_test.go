@@ -61,10 +61,7 @@ func TestTwoTones(t *testing.T) {
 	c := newClock()
 	s := openStore(t, t.TempDir(), c)
 	start := c.Now()
-	r, err := s.Start(testMeta("01JTWOTONES", start))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := mustStart(t, s, testMeta("01JTWOTONES", start))
 	if st := s.Stats(); st.Active != 1 {
 		t.Errorf("Stats while recording: %+v, want Active 1", st)
 	}
@@ -136,10 +133,7 @@ func TestLossAndAlignment(t *testing.T) {
 	c := newClock()
 	s := openStore(t, t.TempDir(), c)
 	start := c.Now()
-	r, err := s.Start(testMeta("01JLOSS", start))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := mustStart(t, s, testMeta("01JLOSS", start))
 	const click, lateStart = 16000, 4000 // frames: 2 s and 500 ms
 	withClick := func(sig func(int64) int16, offset int64) func(int64) int16 {
 		return func(n int64) int16 {
@@ -216,10 +210,7 @@ func TestReorderAndReanchor(t *testing.T) {
 	c := newClock()
 	s := openStore(t, t.TempDir(), c)
 	start := c.Now()
-	r, err := s.Start(testMeta("01JREORDER", start))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := mustStart(t, s, testMeta("01JREORDER", start))
 	mu := newG711(t, "PCMU")
 	sigL, sigR := tone(440, 6000), tone(1250, 6000)
 	caller := leg{g: mu, ssrc: 1, ts0: 77, signal: sigL}
@@ -301,14 +292,8 @@ func TestPauseResume(t *testing.T) {
 	c := newClock()
 	s := openStore(t, t.TempDir(), c)
 	start := c.Now()
-	r1, err := s.Start(testMeta("01JPAUSE", start))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r2, err := s.Start(testMeta("01JPAUSE2", start))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r1 := mustStart(t, s, testMeta("01JPAUSE", start))
+	r2 := mustStart(t, s, testMeta("01JPAUSE2", start))
 	if err := s.Pause("01JNOSUCHCALL"); !errors.Is(err, ErrNotRecording) {
 		t.Errorf("Pause of an unknown call: %v, want ErrNotRecording", err)
 	}
@@ -389,10 +374,7 @@ func TestCrash(t *testing.T) {
 	dir := t.TempDir()
 	s := openStore(t, dir, c)
 	start := c.Now()
-	r, err := s.Start(testMeta("01JCRASH", start))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := mustStart(t, s, testMeta("01JCRASH", start))
 	mu := newG711(t, "PCMU")
 	caller := leg{g: mu, ssrc: 1, signal: tone(400, 8000)}
 	agent := leg{g: mu, ssrc: 2, signal: tone(1000, 8000)}
@@ -526,10 +508,7 @@ func TestSweep(t *testing.T) {
 	record := func(id string, at time.Time) Result {
 		t.Helper()
 		c.Set(at)
-		r, err := s.Start(testMeta(id, at))
-		if err != nil {
-			t.Fatal(err)
-		}
+		r := mustStart(t, s, testMeta(id, at))
 		c.Set(at.Add(time.Second))
 		res, err := r.Finish()
 		if err != nil {
@@ -596,10 +575,7 @@ func TestFinishTwiceAndAfter(t *testing.T) {
 	c := newClock()
 	s := openStore(t, t.TempDir(), c)
 	start := c.Now()
-	r, err := s.Start(testMeta("01JTWICE", start))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := mustStart(t, s, testMeta("01JTWICE", start))
 	if _, err := s.Start(testMeta("01JTWICE", start)); err == nil {
 		t.Errorf("a second Start of a call being recorded: no error")
 	}
@@ -661,10 +637,7 @@ func TestDiskError(t *testing.T) {
 	dir := t.TempDir()
 	s := openStore(t, dir, c)
 	start := c.Now()
-	r, err := s.Start(testMeta("01JDISK", start))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := mustStart(t, s, testMeta("01JDISK", start))
 	mu := newG711(t, "PCMU")
 	caller := leg{g: mu, ssrc: 1, signal: tone(400, 8000)}
 	for j := range 50 {
@@ -683,7 +656,7 @@ func TestDiskError(t *testing.T) {
 		t.Errorf("flush after the file broke: no error")
 	}
 	r.Packet(true, caller.packet(100)) // taken and thrown away
-	_, err = r.Finish()
+	_, err := r.Finish()
 	if err == nil || !strings.Contains(err.Error(), "01JDISK.wav.part") {
 		t.Errorf("Finish = %v, want an error naming the file", err)
 	}
@@ -743,10 +716,7 @@ func TestStartedBefore(t *testing.T) {
 	s := openStore(t, t.TempDir(), c)
 	start := c.Now()
 	answered := start.Add(-25 * time.Second)
-	r, err := s.Start(testMeta("01JEARLY", answered))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := mustStart(t, s, testMeta("01JEARLY", answered))
 	mu := newG711(t, "PCMU")
 	caller := leg{g: mu, ssrc: 1, signal: tone(400, 8000)}
 	for j := range 50 {
@@ -778,10 +748,7 @@ func TestRecoverLeavesActive(t *testing.T) {
 	c := newClock()
 	s := openStore(t, t.TempDir(), c)
 	start := c.Now()
-	r, err := s.Start(testMeta("01JBUSY", start))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := mustStart(t, s, testMeta("01JBUSY", start))
 	mu := newG711(t, "PCMU")
 	caller := leg{g: mu, ssrc: 1, signal: tone(400, 8000)}
 	for j := range 50 {
