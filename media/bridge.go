@@ -30,7 +30,7 @@ type BridgeOptions struct {
 	// Meter, if set, includes this bridge in process-wide totals.
 	Meter *Meter
 
-	// ContinueA, if set, is the stream endpoint a has been receiving
+	// ContinueA, if set, is the stream leg a has been receiving
 	// from the edge, e.g. the prompts of an IVR: the packets relayed from
 	// b to a are rewritten to continue it, so that a's phone sees one
 	// stream rather than an unannounced jump of SSRC, sequence number and
@@ -67,11 +67,28 @@ type BridgeStats struct {
 	Dropped uint64 // malformed, foreign-source, no destination or failed write
 }
 
-// Bridge relays RTP between two endpoints. Each direction runs on the
-// receiving endpoint's reader goroutine: a's reader writes through b's socket
-// to b's remote, and b's reader the other way round.
+// Port is one leg a Bridge can relay: an *Endpoint (plain RTP) or a *Peer
+// (a browser over WebRTC). The set is closed because a leg's packets are
+// handed to the bridge on the leg's own reader goroutine, a contract only
+// this package's legs keep.
+type Port interface {
+	// attach makes r the receiver of the leg's valid packets; it panics if
+	// another bridge is attached.
+	attach(r *relay)
+	// detach returns only after a forward in progress on this leg has
+	// finished.
+	detach(r *relay)
+	// send delivers one packet, already rewritten for this leg, to the far
+	// end, and reports whether it went out. It must not block for long or
+	// keep p: it runs on the other leg's reader goroutine, which reuses p.
+	send(p []byte) bool
+}
+
+// Bridge relays RTP between two legs. Each direction runs on the receiving
+// leg's reader goroutine: a's reader sends through b to b's far end, and b's
+// reader the other way round.
 type Bridge struct {
-	a, b   *Endpoint
+	a, b   Port
 	ab, ba *relay
 	opt    BridgeOptions
 	t0     time.Time // monotonic origin of relay.lastRx
@@ -89,9 +106,9 @@ const (
 )
 
 // relay is one direction of a bridge. Its fields written per packet are
-// touched only by the source endpoint's reader goroutine.
+// touched only by the source leg's reader goroutine.
 type relay struct {
-	dst     *Endpoint
+	dst     Port
 	t0      time.Time
 	pt      [128]uint8
 	splice  *splice // nil: packets keep their own SSRC, seq and timestamp
@@ -103,11 +120,11 @@ type relay struct {
 }
 
 // NewBridge prepares a bridge between a and b; nothing is relayed before
-// Start. It panics on programming errors (nil or identical endpoints,
-// payload types above 127). The bridge never closes the endpoints.
-func NewBridge(a, b *Endpoint, opt BridgeOptions) *Bridge {
-	if a == nil || b == nil || a == b {
-		panic("media: NewBridge needs two distinct endpoints")
+// Start. It panics on programming errors (nil or identical legs, payload
+// types above 127). The bridge never closes the legs.
+func NewBridge(a, b Port, opt BridgeOptions) *Bridge {
+	if nilPort(a) || nilPort(b) || a == b {
+		panic("media: NewBridge needs two distinct legs")
 	}
 	t0 := time.Now()
 	br := &Bridge{a: a, b: b, opt: opt, t0: t0}
@@ -124,7 +141,21 @@ func NewBridge(a, b *Endpoint, opt BridgeOptions) *Bridge {
 	return br
 }
 
-func newRelay(dst *Endpoint, t0 time.Time, m map[uint8]uint8) *relay {
+// nilPort also catches a nil *Endpoint or *Peer, which compares unequal to
+// a nil interface and would otherwise panic only at Start.
+func nilPort(p Port) bool {
+	switch p := p.(type) {
+	case nil:
+		return true
+	case *Endpoint:
+		return p == nil
+	case *Peer:
+		return p == nil
+	}
+	return false
+}
+
+func newRelay(dst Port, t0 time.Time, m map[uint8]uint8) *relay {
 	r := &relay{dst: dst, t0: t0}
 	for i := range r.pt {
 		r.pt[i] = uint8(i)
@@ -138,24 +169,23 @@ func newRelay(dst *Endpoint, t0 time.Time, m map[uint8]uint8) *relay {
 	return r
 }
 
-// forward sends one validated RTP packet on. It must not allocate: it runs
-// for every packet of every call.
+// forward sends one validated RTP packet on. It must not allocate between
+// two Endpoints: it runs for every packet of every call.
+//
+// The packet is rewritten before the destination says whether it can take
+// it, so a packet dropped for want of an address still moves the splice:
+// to the far end it is a lost packet, which keeps the stream's timing true.
 func (r *relay) forward(p []byte) {
 	now := int64(time.Since(r.t0))
 	r.lastRx.Store(now)
 	if r.tap != nil {
 		r.tap.Packet(r.aToB, p)
 	}
-	dst := r.dst.remote.Load()
-	if dst == nil {
-		r.dropped.Add(1)
-		return
-	}
 	p[1] = p[1]&0x80 | r.pt[p[1]&0x7f]
 	if r.splice != nil {
 		r.splice.rewrite(p, now)
 	}
-	if _, err := r.dst.conn.WriteToUDPAddrPort(p, *dst); err != nil {
+	if !r.dst.send(p) {
 		r.dropped.Add(1)
 		return
 	}
@@ -211,7 +241,7 @@ func (b *Bridge) checkTimeout() {
 // Stop ends relaying. When it returns, no packet is being or will be
 // forwarded by this bridge, Stats are final and the ContinueA and ContinueB
 // streams are back with their owner, continuing after the last packet
-// relayed; the endpoints keep reading (and latching) until their owner
+// relayed; the legs keep reading (and latching) until their owner
 // closes them. Stop is idempotent and safe to call concurrently and from
 // OnTimeout.
 func (b *Bridge) Stop() {

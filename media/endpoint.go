@@ -282,3 +282,14 @@ func (e *Endpoint) detach(r *relay) {
 	}
 	e.sinkMu.Unlock()
 }
+
+// send is the bridge's way out to this leg. Unlike WriteRTP it does not
+// count its drops: the bridge does.
+func (e *Endpoint) send(p []byte) bool {
+	dst := e.remote.Load()
+	if dst == nil {
+		return false
+	}
+	_, err := e.conn.WriteToUDPAddrPort(p, *dst)
+	return err == nil
+}

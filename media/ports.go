@@ -13,13 +13,13 @@ import (
 	"sync"
 )
 
-// ErrNoFreePort is wrapped by Open when no port of the range can be bound;
+// ErrNoFreePort is wrapped by Open and Listen when no port of the range can be bound;
 // the SIP layer typically answers 503.
 var ErrNoFreePort = errors.New("media: no free RTP port")
 
-// maxBindAttempts bounds how many ports Open tries when binds fail, so a
-// range largely held by another process fails fast instead of scanning
-// thousands of ports during call setup.
+// maxBindAttempts bounds how many ports Open and Listen try when binds
+// fail, so a range largely held by another process fails fast instead of
+// scanning thousands of ports during call setup.
 const maxBindAttempts = 32
 
 // Ports hands out RTP ports from a fixed range on one local address.
@@ -70,6 +70,35 @@ func NewPorts(addr netip.Addr, min, max int) (*Ports, error) {
 // after the whole range has been cycled; late packets of a finished call then
 // do not land in a new one.
 func (p *Ports) Open() (*Endpoint, error) {
+	conn, slot, err := p.bind()
+	if err != nil {
+		return nil, err
+	}
+	return newEndpoint(conn, p, slot), nil
+}
+
+// Listen takes a port as Open does, for a leg whose socket is read by
+// something other than an Endpoint: a WebRTC peer, whose ICE, DTLS and SRTP
+// share one socket. release closes conn and returns the port to the pool;
+// it is idempotent, and the port counts in InUse until it is called.
+func (p *Ports) Listen() (conn *net.UDPConn, release func(), err error) {
+	conn, slot, err := p.bind()
+	if err != nil {
+		return nil, nil, err
+	}
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			// A socket already closed by its user is not an error here.
+			_ = conn.Close()
+			p.release(slot)
+		})
+	}
+	return conn, release, nil
+}
+
+// bind reserves a slot and binds its port.
+func (p *Ports) bind() (*net.UDPConn, int, error) {
 	var lastErr error
 	for attempt := 0; attempt < p.bindAttempts; attempt++ {
 		slot, ok := p.reserve()
@@ -77,7 +106,7 @@ func (p *Ports) Open() (*Endpoint, error) {
 			if lastErr != nil {
 				break
 			}
-			return nil, fmt.Errorf("%w in %d-%d", ErrNoFreePort, p.min, p.max)
+			return nil, 0, fmt.Errorf("%w in %d-%d", ErrNoFreePort, p.min, p.max)
 		}
 		port := p.first + 2*slot
 		// The bind happens outside the mutex: it is a syscall and other
@@ -90,9 +119,9 @@ func (p *Ports) Open() (*Endpoint, error) {
 			lastErr = err
 			continue
 		}
-		return newEndpoint(conn, p, slot), nil
+		return conn, slot, nil
 	}
-	return nil, fmt.Errorf("%w in %d-%d: %d bind attempts failed, last: %v",
+	return nil, 0, fmt.Errorf("%w in %d-%d: %d bind attempts failed, last: %v",
 		ErrNoFreePort, p.min, p.max, p.bindAttempts, lastErr)
 }
 
