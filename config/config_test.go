@@ -517,9 +517,21 @@ func TestProblems(t *testing.T) {
 		}},
 		{"unsupported_strategy", []string{`13:15: queue "sales": strategy "ring-all" is not supported yet (supported: round-robin)`}},
 		{"agent_both", []string{`15:52: agent "bob" sip: give either contact or username+password, not both`}},
+		{"http_tls", []string{
+			`3:15: http tls: cannot use cert "missing.crt" with key "missing.key": missing.crt: no such file or directory`,
+		}},
+		{"agent_webrtc_and_sip", []string{
+			`16:5: agent "bob" has both sip and webrtc: an agent answers on one of them, so give one (or define two agents)`,
+		}},
+		{"agent_webrtc_bad", []string{
+			`15:5: agent "alice" webrtc needs a token, like webrtc: {token: "${ALICE_TOKEN}"}`,
+			`17:21: agent "bob" webrtc token must not be empty`,
+			`19:5: agent "carol" webrtc needs a token, like webrtc: {token: "${ALICE_TOKEN}"}`,
+			`19:14: unknown key "tokn" in agent "carol" webrtc (known: token)`,
+		}},
 		{"agent_no_password", []string{`15:21: agent "bob" sip: username "bob" needs a password`}},
 		{"agent_no_sip", []string{
-			`14:3: agent "bob" has no sip: give sip: {contact: URI} or sip: {username: NAME, password: SECRET}`,
+			`14:3: agent "bob" has no phone: give webrtc: {token: SECRET} for the browser softphone, sip: {contact: URI} or sip: {username: NAME, password: SECRET}`,
 		}},
 		{"agent_bad_contact", []string{
 			`15:20: agent "bob" sip contact "bob@192.0.2.10" is not a sip: URI with a host, like sip:carol@192.0.2.10:5060`,
@@ -663,7 +675,6 @@ func TestReferenceNotSupportedYet(t *testing.T) {
 		`70:15: queue "sales": strategy "longest-idle" is not supported yet (supported: round-robin)`,
 		`73:5: queue "sales": key "hours" is not supported yet`,
 		`74:5: queue "sales": key "after_hours" is not supported yet`,
-		`84:5: agent "alice": key "webrtc" is not supported yet (supported: sip)`,
 	}
 	for i := range want {
 		want[i] = "testdata/reference.yaml:" + want[i]

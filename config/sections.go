@@ -1,7 +1,10 @@
 package config
 
 import (
+	"crypto/tls"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"net/url"
@@ -358,7 +361,44 @@ func (l *loader) http(n *yaml.Node, h *HTTP) {
 				h.AdminToken = txt
 			}
 		}},
+		{name: "tls", parse: func(k, v *yaml.Node) { h.TLS = l.httpTLS(k, v) }},
 	})
+}
+
+// httpTLS reads http.tls: {cert, key}. Browsers give the softphone a
+// microphone only on https (or on localhost), so agents on other machines
+// need it. The pair is loaded here so a bad file fails `check`, not the
+// first agent.
+func (l *loader) httpTLS(k, v *yaml.Node) *HTTPTLS {
+	t := &HTTPTLS{}
+	var certNode, keyNode *yaml.Node
+	written := map[string]string{}
+	path := func(dst *string, node **yaml.Node, name string) func(_, v *yaml.Node) {
+		return func(_, v *yaml.Node) {
+			if txt, present, ok := l.str(v, "http tls "+name); present && ok && txt != "" {
+				*dst, *node = resolvePath(l.file, txt), v
+				written[name] = txt
+			}
+		}
+	}
+	l.fields(v, "http tls", []key{
+		{name: "cert", parse: path(&t.Cert, &certNode, "cert")},
+		{name: "key", parse: path(&t.Key, &keyNode, "key")},
+	})
+	switch {
+	case certNode == nil || keyNode == nil:
+		l.problem(k, "http tls needs both cert and key, PEM files like tls: {cert: edge.crt, key: edge.key}")
+		return nil
+	}
+	if _, err := tls.LoadX509KeyPair(t.Cert, t.Key); err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = fmt.Errorf("%s: %w", filepath.Base(pe.Path), pe.Err)
+		}
+		l.problem(certNode, "http tls: cannot use cert %q with key %q: %v", written["cert"], written["key"], err)
+		return nil
+	}
+	return t
 }
 
 func (l *loader) events(n *yaml.Node, e *Events) {
@@ -645,6 +685,7 @@ func (l *loader) agents(n *yaml.Node, c *Config) {
 		c.Agents[id] = a
 		where := fmt.Sprintf("agent %q", id)
 		reachable := false
+		var sipNode, webNode *yaml.Node
 		l.fields(v, where, []key{
 			{name: "name", parse: func(_, v *yaml.Node) {
 				if s, present, ok := l.str(v, where+" name"); present && ok && s != "" {
@@ -653,29 +694,49 @@ func (l *loader) agents(n *yaml.Node, c *Config) {
 			}},
 			{name: "sip", parse: func(k, v *yaml.Node) {
 				reachable = true
+				sipNode = k
 				a.SIP = l.agentSIP(k, v, where)
 			}},
-			// An agent with only webrtc is reachable in the reference; it
-			// is reported as unsupported, not as lacking a phone.
-			{name: "webrtc", parse: nil, hint: "(supported: sip)"},
+			{name: "webrtc", parse: func(k, v *yaml.Node) {
+				reachable = true
+				webNode = k
+				a.WebRTC = l.agentWebRTC(k, v, where)
+			}},
 		})
-		if !reachable && !hasKey(v, "webrtc") {
-			l.problem(k, "%s has no sip: give sip: {contact: URI} or sip: {username: NAME, password: SECRET}", where)
+		switch {
+		case !reachable:
+			l.problem(k, "%s has no phone: give webrtc: {token: SECRET} for the browser softphone, sip: {contact: URI} or sip: {username: NAME, password: SECRET}", where)
+		case sipNode != nil && webNode != nil:
+			l.problem(webNode, "%s has both sip and webrtc: an agent answers on one of them, so give one (or define two agents)", where)
 		}
 	})
 }
 
-func hasKey(n *yaml.Node, name string) bool {
-	n = resolve(n)
-	if n == nil || n.Kind != yaml.MappingNode {
-		return false
+// agentWebRTC reads webrtc: {token}, the secret the agent's browser
+// softphone logs in with.
+func (l *loader) agentWebRTC(k, v *yaml.Node, where string) *AgentWebRTC {
+	where += " webrtc"
+	w := &AgentWebRTC{}
+	var tokenNode *yaml.Node
+	valid := true
+	if !l.fields(v, where, []key{
+		{name: "token", parse: func(_, v *yaml.Node) {
+			txt, present, ok := l.str(v, where+" token")
+			if present {
+				w.Token, tokenNode = txt, v
+			}
+			valid = valid && ok
+		}},
+	}) || !valid {
+		return w
 	}
-	for i := 0; i < len(n.Content); i += 2 {
-		if n.Content[i].Value == name {
-			return true
-		}
+	switch {
+	case tokenNode == nil:
+		l.problem(k, "%s needs a token, like webrtc: {token: \"${ALICE_TOKEN}\"}", where)
+	case w.Token == "":
+		l.problem(tokenNode, "%s token must not be empty", where)
 	}
-	return false
+	return w
 }
 
 func (l *loader) agentSIP(k, v *yaml.Node, where string) *AgentSIP {

@@ -79,6 +79,14 @@ type Media struct {
 type HTTP struct {
 	Listen     string
 	AdminToken string
+	// TLS, if set, serves https (and wss for the softphone).
+	TLS *HTTPTLS
+}
+
+// HTTPTLS is the certificate and key of the https listener, as absolute
+// paths to PEM files.
+type HTTPTLS struct {
+	Cert, Key string
 }
 
 // Events is the `events` section.
@@ -196,7 +204,16 @@ type Queue struct {
 type Agent struct {
 	ID   string
 	Name string
-	SIP  *AgentSIP
+	// One of SIP and WebRTC is set: the agent's phone, or the browser
+	// softphone it logs in to.
+	SIP    *AgentSIP
+	WebRTC *AgentWebRTC
+}
+
+// AgentWebRTC is an agent who answers in the browser softphone.
+type AgentWebRTC struct {
+	// Token is the secret the softphone logs in with.
+	Token string
 }
 
 // AgentSIP is how a SIP phone of an agent is reached: a fixed contact, or
