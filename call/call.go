@@ -23,7 +23,8 @@ type Router interface {
 	// Order yields the agents of q in the order this call rings them.
 	Order(q *config.Queue) iter.Seq[string]
 	// Acquire marks an agent as offered a call; false if it already is
-	// on one, so no agent is offered two calls at once.
+	// on one, so no agent is offered two calls at once, or if it is not
+	// there to take calls (a softphone agent who is away).
 	Acquire(agent string) bool
 	Release(agent string)
 	// Flow finds a flow a menu option leads to.
@@ -169,7 +170,7 @@ func (c *Call) runQueue(name string) {
 			return
 		}
 		if !c.deps.Router.Acquire(agent) {
-			c.log.Debug().Str("agent", agent).Msg("agent busy, skipped")
+			c.log.Debug().Str("agent", agent).Msg("agent busy or away, skipped")
 			continue
 		}
 		res, leg, attempt := c.ring(agent, q.RingTimeout)
@@ -252,6 +253,7 @@ func (c *Call) ring(agent string, timeout time.Duration) (ringResult, Outbound, 
 	}
 	leg, err := c.deps.Dialer.Dial(DialRequest{
 		CallID: c.rec.ID, Agent: agent, Caller: c.rec.Caller, CallerName: c.rec.CallerName, Inbound: c.in,
+		Record: c.snapshot(), RingTimeout: timeout,
 	}, c)
 	if err != nil {
 		c.log.Info().Err(err).Str("agent", agent).Msg("agent unreachable")
@@ -439,8 +441,14 @@ func (c *Call) end(outcome, hangupBy string) {
 // publish hands a copy of the record to the publisher, which keeps it
 // while the call goes on changing its own.
 func (c *Call) publish(event string, at time.Time) {
+	c.deps.Publisher.Publish(event, at, c.snapshot())
+}
+
+// snapshot is a copy of the record that the call's later changes leave
+// alone.
+func (c *Call) snapshot() Record {
 	rec := c.rec
 	rec.Attempts = slices.Clone(c.rec.Attempts)
 	rec.IVR = slices.Clone(c.rec.IVR)
-	c.deps.Publisher.Publish(event, at, rec)
+	return rec
 }

@@ -45,6 +45,12 @@ type DialRequest struct {
 	CallerName string
 	// Inbound is the caller's leg, whose media the agent's leg must match.
 	Inbound Inbound
+	// Record is the call as known when the agent is rung, what a
+	// softphone shows the agent before it answers. Its slices are the
+	// request's own.
+	Record Record
+	// RingTimeout is how long the agent is rung before the call moves on.
+	RingTimeout time.Duration
 }
 
 // Dialer rings agents. The outbound leg reports its progress by posting

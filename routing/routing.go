@@ -61,6 +61,10 @@ func (t *Table) Lookup(e164 string) (Attribution, bool) {
 type Router struct {
 	table atomic.Pointer[Table]
 
+	// present says whether an agent can be offered calls at all; nil
+	// means every agent can.
+	present atomic.Pointer[func(agent string) bool]
+
 	mu     sync.Mutex
 	busy   map[string]bool
 	cursor map[string]int // next round-robin start, by queue
@@ -116,8 +120,17 @@ func (r *Router) Order(q *config.Queue) iter.Seq[string] {
 	}
 }
 
-// Acquire marks agent as offered a call; false if it already has one.
+// SetPresence tells the router which agents are there to take calls: a
+// softphone agent whose browser is closed, or who chose to be away, is
+// not offered any.
+func (r *Router) SetPresence(present func(agent string) bool) { r.present.Store(&present) }
+
+// Acquire marks agent as offered a call; false if it already has one or
+// is not present.
 func (r *Router) Acquire(agent string) bool {
+	if p := r.present.Load(); p != nil && !(*p)(agent) {
+		return false
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.busy[agent] {

@@ -299,3 +299,29 @@ func TestSwapKeepsBusyAgents(t *testing.T) {
 		t.Error("alice cannot be acquired once released after the reload")
 	}
 }
+
+func TestAcquireSkipsAgentsNotPresent(t *testing.T) {
+	r := NewRouter(NewTable(testConfig()))
+	away := map[string]bool{"alice": true}
+	var mu sync.Mutex
+	r.SetPresence(func(agent string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return !away[agent]
+	})
+	if r.Acquire("alice") {
+		t.Fatal("an away agent was offered a call")
+	}
+	if r.Busy("alice") {
+		t.Fatal("refusing an away agent marked it busy")
+	}
+	if !r.Acquire("bob") {
+		t.Fatal("a present agent was not offered the call")
+	}
+	mu.Lock()
+	away["alice"] = false
+	mu.Unlock()
+	if !r.Acquire("alice") {
+		t.Fatal("an agent who came back was not offered the call")
+	}
+}

@@ -42,6 +42,10 @@ type Options struct {
 	OnEnd func(*call.Record)
 	// Recorder, if set, records the calls whose caller consented.
 	Recorder call.Recorder
+	// Softphone, if set, rings the agents who answer in the browser. Its
+	// legs are bridged when they offer a media.Peer (MediaPeer), and
+	// closed with the call when they have a Close method.
+	Softphone call.Dialer
 }
 
 // Edge answers carriers and rings agents.

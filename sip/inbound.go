@@ -36,7 +36,7 @@ type inbound struct {
 	mu       sync.Mutex
 	answered bool
 	byeSent  bool
-	legs     []*outbound // every agent leg rung for this call
+	legs     []func() // close every agent leg rung for this call
 
 	// playMu serialises prompts: one plays at a time, and the bridge
 	// takes the stream over only once none is playing.
@@ -324,11 +324,17 @@ func (in *inbound) byeReceived() {
 	in.call.Post(call.Event{Kind: call.CallerHungUp})
 }
 
-func (in *inbound) addLeg(o *outbound) {
+// addLeg makes the call's end free an agent leg, however it ended.
+func (in *inbound) addLeg(close func()) {
 	in.mu.Lock()
-	in.legs = append(in.legs, o)
+	in.legs = append(in.legs, close)
 	in.mu.Unlock()
 }
+
+// MediaFormat is the caller's codec and telephone-event payload type (0
+// if none), which a softphone leg offers the browser so that audio passes
+// without transcoding.
+func (in *inbound) MediaFormat() (media.Codec, uint8) { return in.codec, in.tePT }
 
 // close frees what the call held, once it has ended.
 func (in *inbound) close() {
@@ -338,8 +344,8 @@ func (in *inbound) close() {
 		in.mu.Lock()
 		legs := in.legs
 		in.mu.Unlock()
-		for _, o := range legs {
-			o.close()
+		for _, closeLeg := range legs {
+			closeLeg()
 		}
 		in.playMu.Lock()
 		in.stopPlaybackLocked()

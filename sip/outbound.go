@@ -46,13 +46,27 @@ type outbound struct {
 // errNotRegistered: the agent's phone registers, and has not.
 var errNotRegistered = errors.New("agent's phone is not registered")
 
-// Dial rings an agent's SIP phone.
+// Dial rings an agent's SIP phone, or hands an agent who answers in the
+// browser to the softphone.
 func (e *Edge) Dial(req call.DialRequest, sink call.Sink) (call.Outbound, error) {
 	in, ok := req.Inbound.(*inbound)
 	if !ok {
 		return nil, fmt.Errorf("dial: caller leg of unknown kind %T", req.Inbound)
 	}
 	agent := e.settings.Load().cfg.Agents[req.Agent]
+	if agent != nil && agent.WebRTC != nil {
+		if e.opts.Softphone == nil {
+			return nil, fmt.Errorf("agent %q answers in the softphone, which this edge does not serve", req.Agent)
+		}
+		leg, err := e.opts.Softphone.Dial(req, sink)
+		if err != nil {
+			return nil, err
+		}
+		if c, ok := leg.(interface{ Close() }); ok {
+			in.addLeg(c.Close)
+		}
+		return leg, nil
+	}
 	if agent == nil || agent.SIP == nil {
 		return nil, fmt.Errorf("agent %q has no SIP phone", req.Agent)
 	}
@@ -104,7 +118,7 @@ func (e *Edge) Dial(req call.DialRequest, sink call.Sink) (call.Outbound, error)
 	o.invite = invite
 
 	e.dialogs.Store(o.callID, o)
-	in.addLeg(o)
+	in.addLeg(o.close)
 	tx, err := e.client.TransactionRequest(context.Background(), invite, e.prebuilt(true))
 	if err != nil {
 		e.dialogs.CompareAndDelete(o.callID, o)
