@@ -4,6 +4,7 @@ package ops
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -161,11 +162,15 @@ func writeMetrics(w io.Writer, src Sources, outcomes *Outcomes) {
 	fmt.Fprintf(w, "callsign_events_outbox_errors_total %d\n", src.OutboxErrors())
 }
 
-// Serve runs the HTTP server on listen until ctx ends.
-func Serve(ctx context.Context, listen string, h http.Handler, log zerolog.Logger) (net.Addr, error) {
+// Serve runs the HTTP server on listen until ctx ends; with tlsConf, it
+// serves https.
+func Serve(ctx context.Context, listen string, tlsConf *tls.Config, h http.Handler, log zerolog.Logger) (net.Addr, error) {
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return nil, fmt.Errorf("http: listen %s: %w", listen, err)
+	}
+	if tlsConf != nil {
+		ln = tls.NewListener(ln, tlsConf)
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go func() {

@@ -3,11 +3,14 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"sync/atomic"
@@ -21,6 +24,7 @@ import (
 	"github.com/callsign/callsign/ops"
 	"github.com/callsign/callsign/routing"
 	"github.com/callsign/callsign/sip"
+	"github.com/callsign/callsign/softphone"
 	sipmsg "github.com/emiago/sipgo/sip"
 	"github.com/oklog/ulid/v2"
 	"github.com/rs/zerolog"
@@ -170,6 +174,11 @@ func serveConfig(cfg *config.Config, path string, drainTimeout time.Duration, lo
 	var adminToken atomic.Pointer[string]
 	adminToken.Store(&cfg.HTTP.AdminToken)
 	outcomes := ops.NewOutcomes()
+	phones := softphone.New(softphone.Options{
+		Config: cfg, Ports: ports, Address: candidateAddr(cfg), Log: log,
+	})
+	defer phones.Close()
+	router.SetPresence(phones.Available)
 	edge, err := sip.New(sip.Options{
 		Config:    cfg,
 		Router:    router,
@@ -181,6 +190,7 @@ func serveConfig(cfg *config.Config, path string, drainTimeout time.Duration, lo
 		NewID:     func() string { return ulid.Make().String() },
 		OnEnd:     outcomes.Count,
 		Recorder:  recorder{recordings},
+		Softphone: phones,
 	})
 	if err != nil {
 		return err
@@ -188,7 +198,12 @@ func serveConfig(cfg *config.Config, path string, drainTimeout time.Duration, lo
 	if err := edge.Start(ctx); err != nil {
 		return err
 	}
-	httpAddr, err := ops.Serve(ctx, cfg.HTTP.Listen, ops.Handler(ops.Sources{
+	var httpCert certificate
+	tlsConf, err := httpCert.config(cfg)
+	if err != nil {
+		return err
+	}
+	httpAddr, err := ops.Serve(ctx, cfg.HTTP.Listen, tlsConf, withSoftphone(phones, ops.Handler(ops.Sources{
 		ActiveCalls:    edge.Active,
 		SIPResponses:   edge.Responses,
 		RelayedPackets: meter.RelayedPackets,
@@ -203,7 +218,7 @@ func serveConfig(cfg *config.Config, path string, drainTimeout time.Duration, lo
 	}, outcomes, ops.API{
 		Token:          func() string { return *adminToken.Load() },
 		PauseRecording: pauseRecording(recordings),
-	}), log)
+	})), log)
 	if err != nil {
 		return err
 	}
@@ -221,7 +236,7 @@ func serveConfig(cfg *config.Config, path string, drainTimeout time.Duration, lo
 	defer signal.Stop(sigs)
 	for sig := range sigs {
 		if sig == syscall.SIGHUP {
-			reload(path, router, edge, &adminToken, log)
+			reload(path, router, edge, phones, &adminToken, &httpCert, log)
 			continue
 		}
 		break
@@ -231,7 +246,7 @@ func serveConfig(cfg *config.Config, path string, drainTimeout time.Duration, lo
 
 // reload puts a new configuration in force for new calls, or keeps the
 // old one when the new one has problems.
-func reload(path string, router *routing.Router, edge *sip.Edge, adminToken *atomic.Pointer[string], log zerolog.Logger) {
+func reload(path string, router *routing.Router, edge *sip.Edge, phones *softphone.Hub, adminToken *atomic.Pointer[string], httpCert *certificate, log zerolog.Logger) {
 	cfg, err := config.Load(path)
 	if err != nil {
 		var problems config.Errors
@@ -246,8 +261,66 @@ func reload(path string, router *routing.Router, edge *sip.Edge, adminToken *ato
 	}
 	router.Swap(routing.NewTable(cfg))
 	edge.Reload(cfg)
+	phones.Reload(cfg)
+	if err := httpCert.reload(cfg); err != nil {
+		log.Warn().Err(err).Msg("https certificate not reloaded")
+	}
 	adminToken.Store(&cfg.HTTP.AdminToken)
 	log.Info().Str("summary", cfg.Summary()).Msg("configuration reloaded; listeners, media ports and events settings apply at the next start")
+}
+
+// certificate is the https listener's certificate, which a reload
+// replaces so that a renewed certificate needs no restart.
+type certificate struct {
+	cert atomic.Pointer[tls.Certificate]
+}
+
+// config is the listener's TLS configuration, nil for plain http.
+func (c *certificate) config(cfg *config.Config) (*tls.Config, error) {
+	if cfg.HTTP.TLS == nil {
+		return nil, nil
+	}
+	if err := c.reload(cfg); err != nil {
+		return nil, err
+	}
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return c.cert.Load(), nil
+		},
+	}, nil
+}
+
+func (c *certificate) reload(cfg *config.Config) error {
+	if cfg.HTTP.TLS == nil {
+		return nil
+	}
+	pair, err := tls.LoadX509KeyPair(cfg.HTTP.TLS.Cert, cfg.HTTP.TLS.Key)
+	if err != nil {
+		return fmt.Errorf("http tls: %w", err)
+	}
+	c.cert.Store(&pair)
+	return nil
+}
+
+// withSoftphone serves the agents' softphone beside the operations
+// endpoints.
+func withSoftphone(phones *softphone.Hub, ops http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	sp := phones.Handler()
+	mux.Handle("/softphone/", sp)
+	mux.Handle("/softphone", sp)
+	mux.Handle("/", ops)
+	return mux
+}
+
+// candidateAddr is the address browsers reach the media ports at: the
+// advertised one, as in the SDP given to SIP peers.
+func candidateAddr(cfg *config.Config) netip.Addr {
+	if ip, err := netip.ParseAddr(cfg.SIP.Advertise); err == nil {
+		return ip
+	}
+	return cfg.Media.Address
 }
 
 // drain refuses new calls and lets those in progress end, for at most
