@@ -5,7 +5,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: build run test test-deps unit e2e bench lint clean
+.PHONY: build run test test-deps unit e2e bench lint screenshots clean
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/callsign
@@ -14,7 +14,8 @@ build:
 run: build
 	./$(BIN) serve -c examples/callsign.yaml
 
-# Installs what the tests drive (sipp, baresip, tcpdump) when missing, then runs
+# Installs what the tests drive (sipp, baresip, tcpdump, Chromium, Playwright)
+# when missing, then runs
 # every test, with the race detector.
 test: test-deps
 	$(GO) vet ./...
@@ -28,6 +29,10 @@ unit:
 
 e2e: test-deps
 	$(GO) test -race -count=1 -v -timeout 30m ./test/e2e/
+
+# Refreshes the README's softphone screenshots from a real call in Chromium.
+screenshots: test-deps
+	SCREENSHOT_DIR=$(CURDIR)/docs/images $(GO) test -count=1 -run 'TestSoftphoneCall$$' ./test/e2e/
 
 # Go benchmarks, then the sipp load runs written up in docs/benchmarks.md.
 bench: build test-deps

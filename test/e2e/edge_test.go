@@ -72,6 +72,7 @@ type agentConfig struct {
 	Contact  string // fixed contact, or
 	Username string // a phone that registers
 	Password string
+	Token    string // or the browser softphone
 }
 
 var configTemplate = template.Must(template.New("callsign.yaml").Parse(`# written by the e2e harness
@@ -143,7 +144,9 @@ agents:
 {{- range .Cfg.Agents}}
   {{.ID}}:
     name: {{.Name}}
-{{- if .Contact}}
+{{- if .Token}}
+    webrtc: {token: "{{.Token}}"}
+{{- else if .Contact}}
     sip: {contact: "{{.Contact}}"}
 {{- else}}
     sip: {username: {{.Username}}, password: "{{.Password}}"}
