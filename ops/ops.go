@@ -28,10 +28,16 @@ type Sources struct {
 	Events         func() (published, failed, dropped uint64, queued int)
 	OutboxErrors   func() uint64
 	Ready          func() bool
-	// PromptPackets, Keys and Recordings are optional.
+	// PromptPackets, Keys, Recordings and Softphones are optional.
 	PromptPackets func() uint64
 	Keys          func(f func(via string, n uint64))
 	Recordings    func() RecordingStats
+	Softphones    func() SoftphoneStats
+}
+
+// SoftphoneStats count the agents whose softphone page is connected.
+type SoftphoneStats struct {
+	Connected, Available, Busy int
 }
 
 // RecordingStats are the recorder's figures.
@@ -147,6 +153,14 @@ func writeMetrics(w io.Writer, src Sources, outcomes *Outcomes) {
 		fmt.Fprintln(w, "# HELP callsign_recording_late_samples_total Samples that arrived too late for their place in a recording.")
 		fmt.Fprintln(w, "# TYPE callsign_recording_late_samples_total counter")
 		fmt.Fprintf(w, "callsign_recording_late_samples_total %d\n", r.LateSamples)
+	}
+	if src.Softphones != nil {
+		sp := src.Softphones()
+		fmt.Fprintln(w, "# HELP callsign_softphone_agents Agents whose softphone page is connected, by what it shows.")
+		fmt.Fprintln(w, "# TYPE callsign_softphone_agents gauge")
+		fmt.Fprintf(w, "callsign_softphone_agents{state=\"connected\"} %d\n", sp.Connected)
+		fmt.Fprintf(w, "callsign_softphone_agents{state=\"available\"} %d\n", sp.Available)
+		fmt.Fprintf(w, "callsign_softphone_agents{state=\"busy\"} %d\n", sp.Busy)
 	}
 	published, failed, dropped, queued := src.Events()
 	fmt.Fprintln(w, "# HELP callsign_events_total Events by what became of them.")

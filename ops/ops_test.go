@@ -28,6 +28,7 @@ func TestHandler(t *testing.T) {
 		Events:         func() (uint64, uint64, uint64, int) { return 10, 1, 2, 4 },
 		OutboxErrors:   func() uint64 { return 9 },
 		Ready:          func() bool { return ready },
+		Softphones:     func() SoftphoneStats { return SoftphoneStats{Connected: 3, Available: 2, Busy: 1} },
 	}, outcomes, API{})
 
 	get := func(path string) (int, string) {
@@ -52,6 +53,9 @@ func TestHandler(t *testing.T) {
 		`callsign_events_total{result="dropped"} 2`,
 		"callsign_events_queued 4",
 		"callsign_events_outbox_errors_total 9",
+		`callsign_softphone_agents{state="connected"} 3`,
+		`callsign_softphone_agents{state="available"} 2`,
+		`callsign_softphone_agents{state="busy"} 1`,
 	} {
 		if !strings.Contains(body, line+"\n") {
 			t.Errorf("/metrics lacks %q", line)

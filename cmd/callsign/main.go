@@ -215,6 +215,10 @@ func serveConfig(cfg *config.Config, path string, drainTimeout time.Duration, lo
 		PromptPackets:  edge.PromptPackets,
 		Keys:           edge.Keys,
 		Recordings:     recordingStats(recordings),
+		Softphones: func() ops.SoftphoneStats {
+			s := phones.Stats()
+			return ops.SoftphoneStats{Connected: s.Connected, Available: s.Available, Busy: s.Busy}
+		},
 	}, outcomes, ops.API{
 		Token:          func() string { return *adminToken.Load() },
 		PauseRecording: pauseRecording(recordings),

@@ -95,6 +95,16 @@ func TestSoftphoneCall(t *testing.T) {
 	e := startEdge(t, edgeConfig{
 		Queue:  queueConfig{RingTimeout: "30s", MaxWait: "60s", Agents: []string{"alice"}},
 		Agents: []agentConfig{{ID: "alice", Name: "Alice", Token: aliceToken}},
+		// A menu first, so the card has keys to show; recorded as with a
+		// SIP agent.
+		Flows: `  main:
+    record: announce
+    steps:
+      - menu:
+          prompt: prompts/goodbye.wav
+          options:
+            "1": {queue: main}`,
+		Recording: recordingConfig,
 	})
 	// The agent's microphone plays 440 Hz; the caller sends 1 kHz.
 	mic := filepath.Join(t.TempDir(), "mic.wav")
@@ -104,20 +114,26 @@ func TestSoftphoneCall(t *testing.T) {
 	if got := alice.text("#agent-name"); !strings.Contains(got, "Alice") {
 		t.Errorf("agent name shows %q", got)
 	}
+	if m := e.metrics(t); m[`callsign_softphone_agents{state="available"}`] != 1 {
+		t.Errorf("/metrics does not count alice available: %v", m[`callsign_softphone_agents{state="available"}`])
+	}
 
 	carrierMedia := mediaPort(t)
 	rtp := startCapture(t, carrierMedia)
 	scenario := writeCarrierScenario(t, carrierScript{
 		Payloads: "0 101",
 		RTPMaps:  []string{"0 PCMU/8000", "101 telephone-event/8000"},
-		Steps:    []carrierStep{{PCAP: writeSinePCAP(t, 0, 1000, 8000)}},
+		Steps: []carrierStep{
+			{Pause: 1500 * time.Millisecond, PCAP: dtmfPCAP("1")},
+			{Pause: 500 * time.Millisecond, PCAP: writeSinePCAP(t, 0, 1000, 20000)},
+		},
 	})
 	c := carrierOn(t, e, "carrier", scenario, carrierMedia)
 
 	alice.waitVisible("#incoming", 20*time.Second)
 	for sel, want := range map[string]string{
 		"#source": numberSource, "#medium": numberMedium, "#campaign": numberCampaign,
-		"#caller-name": "Jane Caller", "#queue": queueName,
+		"#caller-name": "Jane Caller", "#queue": queueName, "#ivr": "1",
 	} {
 		if got := alice.text(sel); !strings.Contains(got, want) {
 			t.Errorf("ringing card %s shows %q, want %q", sel, got, want)
@@ -165,12 +181,37 @@ func TestSoftphoneCall(t *testing.T) {
 	wantFields(t, completed, map[string]string{"agent": "alice", "outcome": "answered", "hangup_by": "agent"})
 	wantMs(t, completed, "talk_ms", 1000, 60000)
 
+	// The recording has the caller on the left, the browser on the right.
+	rec := recordingOf(t, completed)
+	if rec["consent"] != "announced" {
+		t.Errorf("recording consent %v, want announced", rec["consent"])
+	}
+	path, _ := rec["path"].(string)
+	if path == "" {
+		t.Fatalf("call.completed has no recording path: %s", completed)
+	}
+	wav := readStereoWAV(t, path)
+	t.Logf("recording %s: %.1f s", path, wav.seconds())
+	wantVoices(t, "caller (left)", wav.left, 1000, 440)
+	wantVoices(t, "agent (right)", wav.right, 440, 1000)
+	if sc := readSidecar(t, path); sc.Agent != "alice" {
+		t.Errorf("recording sidecar agent %q, want alice", sc.Agent)
+	}
+
 	// What the caller received came from the browser's microphone: the
 	// 440 Hz of the fake device, through the edge's port, PCMU, with the
 	// keypad's 5 as RFC 4733 on the caller's telephone-event type.
 	pkts := fromEdgeTo(t, e, rtp.datagrams(t), "carrier", carrierMedia, 0)
+	// Before the answer the caller heard the prompts.
+	answeredAt, err := time.Parse(time.RFC3339Nano, answered.str("answered_at"))
+	if err != nil {
+		t.Fatalf("call.answered answered_at: %v", err)
+	}
 	var audio, events []packet
 	for _, p := range pkts {
+		if p.At.Before(answeredAt.Add(200 * time.Millisecond)) {
+			continue
+		}
 		r, ok := parseRTP(p.Payload)
 		switch {
 		case !ok:
