@@ -123,15 +123,7 @@ func ParseSDP(body []byte) (*Offer, error) {
 		Direction: "sendrecv",
 	}
 
-	rtpmap := make(map[uint8]Codec, len(md.MediaName.Formats))
-	for _, a := range md.Attributes {
-		if a.Key != "rtpmap" {
-			continue
-		}
-		if c, ok := parseRtpmap(a.Value); ok {
-			rtpmap[c.PT] = c
-		}
-	}
+	rtpmap := rtpmapOf(md)
 	for _, f := range md.MediaName.Formats {
 		pt, err := strconv.ParseUint(f, 10, 8)
 		if err != nil || pt > 127 {
@@ -314,4 +306,18 @@ func appendRtpmap(b []byte, pt uint8, name string, rate int) []byte {
 	b = append(b, '/')
 	b = strconv.AppendInt(b, int64(rate), 10)
 	return append(b, "\r\n"...)
+}
+
+// rtpmapOf is the a=rtpmap lines of a media description, by payload type.
+func rtpmapOf(md *sdp.MediaDescription) map[uint8]Codec {
+	rtpmap := make(map[uint8]Codec, len(md.MediaName.Formats))
+	for _, a := range md.Attributes {
+		if a.Key != "rtpmap" {
+			continue
+		}
+		if c, ok := parseRtpmap(a.Value); ok {
+			rtpmap[c.PT] = c
+		}
+	}
+	return rtpmap
 }

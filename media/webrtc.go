@@ -435,15 +435,7 @@ func checkAnswer(answer string, audioPT uint8, codec string, te uint8) (uint8, e
 	case md.MediaName.Port.Value == 0:
 		return 0, fmt.Errorf("%w: the browser rejected the audio stream", ErrNoAudio)
 	}
-	rtpmap := make(map[uint8]Codec, len(md.MediaName.Formats))
-	for _, a := range md.Attributes {
-		if a.Key != "rtpmap" {
-			continue
-		}
-		if c, ok := parseRtpmap(a.Value); ok {
-			rtpmap[c.PT] = c
-		}
-	}
+	rtpmap := rtpmapOf(md)
 	audioOK, teOK := false, false
 	for _, f := range md.MediaName.Formats {
 		n, err := strconv.ParseUint(f, 10, 8)

@@ -220,8 +220,8 @@ func (h *Hub) login(sock *socket, agent, token string) (id, name, presence strin
 // setPresence records the agent's choice and tells its page.
 func (h *Hub) setPresence(sock *socket, choice string) {
 	h.mu.Lock()
-	st := h.states[sock.agent]
-	if st == nil || st.sock != sock {
+	st := h.stateOf(sock)
+	if st == nil {
 		h.mu.Unlock()
 		return
 	}
@@ -237,8 +237,8 @@ func (h *Hub) setPresence(sock *socket, choice string) {
 // not depend on the socket.
 func (h *Hub) dropped(sock *socket) {
 	h.mu.Lock()
-	st := h.states[sock.agent]
-	if st == nil || st.sock != sock {
+	st := h.stateOf(sock)
+	if st == nil {
 		h.mu.Unlock()
 		return
 	}
@@ -282,11 +282,19 @@ func (st *agentState) presence() string {
 func (h *Hub) legOf(sock *socket, callID string) *leg {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	st := h.states[sock.agent]
-	if st == nil || st.sock != sock {
-		return nil
+	if st := h.stateOf(sock); st != nil {
+		return st.legs[callID]
 	}
-	return st.legs[callID]
+	return nil
+}
+
+// stateOf is the state of the agent sock is logged in as, nil if sock is
+// no longer its socket (replaced, logged out). Callers hold h.mu.
+func (h *Hub) stateOf(sock *socket) *agentState {
+	if st := h.states[sock.agent]; st != nil && st.sock == sock {
+		return st
+	}
+	return nil
 }
 
 // addLeg registers a call offered to an agent and returns its socket,
