@@ -170,6 +170,24 @@ func TestSoftphoneCall(t *testing.T) {
 		t.Errorf("the browser decodes %q, want audio/PCMU: the caller's codec, without transcoding", st.Codec)
 	}
 
+	// Mute stops the microphone's track, and unmute brings it back.
+	var enabled []bool
+	alice.click("#mute")
+	alice.eval(`return window.softphone.pc.getSenders().filter((s) => s.track).map((s) => s.track.enabled);`, &enabled)
+	if len(enabled) != 1 || enabled[0] {
+		t.Errorf("after Mute the microphone tracks are enabled: %v", enabled)
+	}
+	var pressed string
+	alice.eval(`return document.querySelector('#mute').getAttribute('aria-pressed');`, &pressed)
+	if pressed != "true" {
+		t.Errorf("the mute button's aria-pressed is %q while muted", pressed)
+	}
+	alice.click("#mute")
+	alice.eval(`return window.softphone.pc.getSenders().filter((s) => s.track).map((s) => s.track.enabled);`, &enabled)
+	if len(enabled) != 1 || !enabled[0] {
+		t.Errorf("after Unmute the microphone tracks are %v", enabled)
+	}
+
 	alice.click(`.key[data-digit="5"]`)
 	waitText(t, alice, "#digits-sent", "5", 5*time.Second)
 	time.Sleep(time.Second)
