@@ -14,8 +14,8 @@ build:
 run: build
 	./$(BIN) serve -c examples/callsign.yaml
 
-# Installs what the tests drive (sipp, baresip, tcpdump, Chromium, Playwright)
-# when missing, then runs
+# Installs what the tests drive (sipp, baresip, tcpdump, Chromium, Firefox ESR,
+# Playwright, Puppeteer) when missing, then runs
 # every test, with the race detector.
 # The end-to-end tests run after the unit tests, not beside them: they measure
 # audio timing, which other packages' CPU load would disturb.

@@ -38,15 +38,29 @@ type driverReply struct {
 func startBrowser(t *testing.T, fakeAudio string) *browser {
 	t.Helper()
 	requireTools(t, "node", "chromium")
+	return startDriver(t, "playwright-core", "BROWSER=chromium", "FAKE_AUDIO="+fakeAudio)
+}
+
+// startFirefox starts Firefox ESR, whose fake microphone plays a tone of
+// toneHz.
+func startFirefox(t *testing.T, toneHz int) *browser {
+	t.Helper()
+	requireTools(t, "node", "firefox-esr")
+	return startDriver(t, "puppeteer-core", "BROWSER=firefox", fmt.Sprintf("FAKE_TONE_HZ=%d", toneHz))
+}
+
+// startDriver runs test/browser/driver.mjs, which needs the npm module lib.
+func startDriver(t *testing.T, lib string, env ...string) *browser {
+	t.Helper()
 	dir, err := filepath.Abs("../browser")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "playwright-core")); err != nil {
-		t.Fatalf("playwright-core is not installed in test/browser: run `make test`, which installs it (%v)", err)
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", lib)); err != nil {
+		t.Fatalf("%s is not installed in test/browser: run `make test`, which installs it (%v)", lib, err)
 	}
 	cmd := exec.Command("node", filepath.Join(dir, "driver.mjs"))
-	cmd.Env = append(os.Environ(), "FAKE_AUDIO="+fakeAudio)
+	cmd.Env = append(os.Environ(), env...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
