@@ -1188,6 +1188,8 @@
     get pc() { return call && call.pc ? call.pc : null; },
     get callId() { return call ? call.id : null; },
     get ws() { return ws; },
+    // Whether the ring tone is sounding: its oscillators run on a running audio clock.
+    get ringing() { return !!ringNodes && !!audioCtx && audioCtx.state === 'running'; },
   });
 
   init();

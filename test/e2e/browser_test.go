@@ -17,7 +17,9 @@ import (
 // browser is headless Chromium, driven through test/browser/driver.mjs
 // (Playwright): each method is one command, answered before it returns.
 type browser struct {
-	t      *testing.T
+	t *testing.T
+	// kind is chromium or firefox.
+	kind   string
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	lines  chan string
@@ -38,7 +40,7 @@ type driverReply struct {
 func startBrowser(t *testing.T, fakeAudio string) *browser {
 	t.Helper()
 	requireTools(t, "node", "chromium")
-	return startDriver(t, "playwright-core", "BROWSER=chromium", "FAKE_AUDIO="+fakeAudio)
+	return startDriver(t, "chromium", "playwright-core", "FAKE_AUDIO="+fakeAudio)
 }
 
 // startFirefox starts Firefox ESR, whose fake microphone plays a tone of
@@ -46,11 +48,12 @@ func startBrowser(t *testing.T, fakeAudio string) *browser {
 func startFirefox(t *testing.T, toneHz int) *browser {
 	t.Helper()
 	requireTools(t, "node", "firefox-esr")
-	return startDriver(t, "puppeteer-core", "BROWSER=firefox", fmt.Sprintf("FAKE_TONE_HZ=%d", toneHz))
+	return startDriver(t, "firefox", "puppeteer-core", fmt.Sprintf("FAKE_TONE_HZ=%d", toneHz))
 }
 
-// startDriver runs test/browser/driver.mjs, which needs the npm module lib.
-func startDriver(t *testing.T, lib string, env ...string) *browser {
+// startDriver runs test/browser/driver.mjs with the browser kind, which
+// needs the npm module lib.
+func startDriver(t *testing.T, kind, lib string, env ...string) *browser {
 	t.Helper()
 	dir, err := filepath.Abs("../browser")
 	if err != nil {
@@ -60,7 +63,7 @@ func startDriver(t *testing.T, lib string, env ...string) *browser {
 		t.Fatalf("%s is not installed in test/browser: run `make test`, which installs it (%v)", lib, err)
 	}
 	cmd := exec.Command("node", filepath.Join(dir, "driver.mjs"))
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(append(os.Environ(), "BROWSER="+kind), env...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -69,7 +72,7 @@ func startDriver(t *testing.T, lib string, env ...string) *browser {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &browser{t: t, cmd: cmd, stdin: stdin, lines: make(chan string, 16), log: &syncBuffer{}}
+	b := &browser{t: t, kind: kind, cmd: cmd, stdin: stdin, lines: make(chan string, 16), log: &syncBuffer{}}
 	cmd.Stderr = b.log
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start the browser driver: %v", err)
