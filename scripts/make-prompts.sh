@@ -40,6 +40,14 @@ say invalid "Sorry, that is not a valid choice."
 say goodbye "Goodbye."
 say recording-notice "This call may be recorded for quality and training."
 say recording-consent "To allow this call to be recorded, press 1. Otherwise, press 2."
+say closed "Thank you for calling. We are closed right now."
+say voicemail-greeting "Nobody can take your call. Please leave a message after the tone."
+
+# The tone after the voicemail greeting: 440 Hz for half a second, the
+# usual cue to start speaking, appended to the greeting.
+sox -R -n -r 8000 -c 1 -b 16 -e signed-integer "$tmp/beep.wav" synth 0.5 sine 440 fade q 0.01 0.5 0.01 vol 0.5
+sox -R "$out/voicemail-greeting.wav" "$tmp/beep.wav" "$tmp/greeting.wav"
+mv "$tmp/greeting.wav" "$out/voicemail-greeting.wav"
 
 # Hold music: a plucked arpeggio over a soft pad, C - A minor - F - G, four
 # bars of 2.5 s, so the loop is 10 s and ends on the dominant, leading back
