@@ -92,8 +92,8 @@ func TestValid(t *testing.T) {
 			"unused":  {Name: "unused", Steps: []Step{{Queue: "support"}}, Record: RecordOff},
 		},
 		Queues: map[string]*Queue{
-			"sales":   {Name: "sales", Strategy: "round-robin", RingTimeout: 10 * time.Second, MaxWait: 90 * 24 * time.Hour, Agents: []string{"bob", "carol"}},
-			"support": {Name: "support", Strategy: "round-robin", RingTimeout: 20 * time.Second, Agents: []string{"carol"}},
+			"sales":   {Name: "sales", Strategy: "round-robin", RingTimeout: 10 * time.Second, MaxWait: 90 * 24 * time.Hour, Agents: []string{"bob", "carol"}, NoAnswer: ActionHangup},
+			"support": {Name: "support", Strategy: "round-robin", RingTimeout: 20 * time.Second, Agents: []string{"carol"}, NoAnswer: ActionHangup},
 		},
 		Agents: map[string]*Agent{
 			"bob":   {ID: "bob", Name: "Bob", SIP: &AgentSIP{Username: "bob", Password: "bob-pw"}},
@@ -143,7 +143,7 @@ func TestDefaults(t *testing.T) {
 		{"events", c.Events, Events{Embedded: true, EmbeddedListen: "127.0.0.1:4222", SubjectPrefix: "callsign"}},
 		{"storage", c.Storage.Dir, abs(t, "testdata/data")},
 		{"trunk", *c.Trunks["carrier"], Trunk{Name: "carrier", Allow: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}}},
-		{"queue", *c.Queues["sales"], Queue{Name: "sales", Strategy: "round-robin", RingTimeout: 20 * time.Second, Agents: []string{"bob"}}},
+		{"queue", *c.Queues["sales"], Queue{Name: "sales", Strategy: "round-robin", RingTimeout: 20 * time.Second, Agents: []string{"bob"}, NoAnswer: ActionHangup}},
 		{"agent name", c.Agents["bob"].Name, "bob"},
 		{"flow record", c.Flows["sales"].Record, RecordOff},
 		{"number record", c.Numbers["+15550100001"].Record, ""},
@@ -513,9 +513,23 @@ func TestProblems(t *testing.T) {
 		{"bad_queue", []string{
 			`13:19: queue "sales" ring_timeout must be more than 0`,
 			`14:15: queue "sales" max_wait "soon" is not a duration (like 30s, 2m, 1h30m, 90d)`,
-			`15:15: queue "sales": unknown strategy "rr" (supported: round-robin)`,
+			`15:15: queue "sales": unknown strategy "rr" (supported: round-robin, longest-idle, fewest-calls, ring-all)`,
 		}},
-		{"unsupported_strategy", []string{`13:15: queue "sales": strategy "ring-all" is not supported yet (supported: round-robin)`}},
+		{"bad_queue_keys", []string{
+			`13:34: queue "sales" agents priority must be from 1 (rung first) to 100, got 0`,
+			`13:38: queue "sales" agents entry needs an id, like {id: alice, priority: 1}`,
+			`14:14: queue "sales" wrap_up "later" is not a duration (like 30s, 2m, 1h30m, 90d)`,
+			`15:35: queue "sales" overflows into itself`,
+			`16:16: queue "sales" no_answer must be hangup or voicemail, got "email"`,
+			`17:29: queue "sales" voicemail max_length must be more than 0`,
+			`17:43: queue "sales" voicemail greeting: prompt "prompts/nope.wav": no such file (looked for $TESTDATA/bad/prompts/nope.wav); built in: prompts/closed.wav, prompts/goodbye.wav, prompts/hold-music.wav, prompts/invalid.wav, prompts/recording-consent.wav, prompts/recording-notice.wav, prompts/sales-menu.wav, prompts/voicemail-greeting.wav, prompts/welcome.wav`,
+			`20:35: queue "support" overflows into queue "billing", which is not defined`,
+			`23:15: queue "other" overflow needs after and queue, like overflow: {after: 60s, queue: support}`,
+			`26:12: queue "night" hours: unknown time zone "Mars/Olympus": use an IANA time zone name, like Europe/Madrid, America/New_York or UTC`,
+			`29:13: queue "holidays" has closed dates but no hours: give hours too, like hours: Mon-Fri 09:00-18:00 Europe/Madrid`,
+			`34:13: queue "xmas" closed date "2026-12-32" is not a date: write closed dates as YYYY-MM-DD, like 2026-12-25`,
+			`35:18: queue "xmas" after_hours must be hangup or voicemail, got "leave"`,
+		}},
 		{"agent_both", []string{`15:52: agent "bob" sip: give either contact or username+password, not both`}},
 		{"http_tls", []string{
 			`3:15: http tls: cannot use cert "missing.crt" with key "missing.key": missing.crt: no such file or directory`,
@@ -595,7 +609,7 @@ func TestProblems(t *testing.T) {
 			`10:15: flow "sales" step 2 play: prompt "sounds/hello.wav": no such file (looked for $TESTDATA/bad/sounds/hello.wav)`,
 			`11:15: flow "sales" step 3 play: prompt "audio/goodbye.wav": no such file (looked for $TESTDATA/bad/audio/goodbye.wav); the built-in goodbye.wav is used when written prompts/goodbye.wav`,
 			`12:15: flow "sales" step 4 play needs a WAV file, like prompts/welcome.wav`,
-			`14:19: flow "sales" step 5 menu prompt: prompt "prompts/nope.wav": no such file (looked for $TESTDATA/bad/prompts/nope.wav); built in: prompts/goodbye.wav, prompts/hold-music.wav, prompts/invalid.wav, prompts/recording-consent.wav, prompts/recording-notice.wav, prompts/sales-menu.wav, prompts/welcome.wav`,
+			`14:19: flow "sales" step 5 menu prompt: prompt "prompts/nope.wav": no such file (looked for $TESTDATA/bad/prompts/nope.wav); built in: prompts/closed.wav, prompts/goodbye.wav, prompts/hold-music.wav, prompts/invalid.wav, prompts/recording-consent.wav, prompts/recording-notice.wav, prompts/sales-menu.wav, prompts/voicemail-greeting.wav, prompts/welcome.wav`,
 			`15:27: flow "sales" step 5 menu invalid_prompt: prompt "prompts/Invalid": no such file (looked for $TESTDATA/bad/prompts/Invalid); did you mean the built-in prompts/invalid.wav?`,
 		}},
 		{"prompt_not_wav", []string{
@@ -612,7 +626,7 @@ func TestProblems(t *testing.T) {
 		// The ask_prompt given is not replaced by the default when it fails.
 		{"bad_recording", []string{
 			`17:14: recording retention "-90d" must not be negative`,
-			`19:17: recording consent ask_prompt: prompt "prompts/consent.wav": no such file (looked for $TESTDATA/bad/prompts/consent.wav); built in: prompts/goodbye.wav, prompts/hold-music.wav, prompts/invalid.wav, prompts/recording-consent.wav, prompts/recording-notice.wav, prompts/sales-menu.wav, prompts/welcome.wav`,
+			`19:17: recording consent ask_prompt: prompt "prompts/consent.wav": no such file (looked for $TESTDATA/bad/prompts/consent.wav); built in: prompts/closed.wav, prompts/goodbye.wav, prompts/hold-music.wav, prompts/invalid.wav, prompts/recording-consent.wav, prompts/recording-notice.wav, prompts/sales-menu.wav, prompts/voicemail-greeting.wav, prompts/welcome.wav`,
 			`20:19: recording consent accept_digit must be one key of the phone: 0-9, "*" or "#", got "12"`,
 			`21:14: recording consent timeout must be more than 0`,
 			`22:5: unknown key "accept_key" in recording consent (known: announce_prompt, ask_prompt, accept_digit, timeout)`,
@@ -672,9 +686,6 @@ func TestReferenceNotSupportedYet(t *testing.T) {
 	_, err := load(t, "testdata/reference.yaml", env)
 	want := []string{
 		`42:1: section "pools" is not supported yet`,
-		`70:15: queue "sales": strategy "longest-idle" is not supported yet (supported: round-robin)`,
-		`73:5: queue "sales": key "hours" is not supported yet`,
-		`74:5: queue "sales": key "after_hours" is not supported yet`,
 	}
 	for i := range want {
 		want[i] = "testdata/reference.yaml:" + want[i]
@@ -830,5 +841,59 @@ func TestLoadMissingFile(t *testing.T) {
 	var errs Errors
 	if !errors.As(err, &errs) || len(errs) != 1 || !strings.HasPrefix(err.Error(), "testdata/does-not-exist.yaml: cannot read config: ") {
 		t.Errorf("got %v", err)
+	}
+}
+
+func TestQueues(t *testing.T) {
+	c := mustLoad(t, "testdata/queues.yaml", nil)
+	sales, support := c.Queues["sales"], c.Queues["support"]
+	if sales.Strategy != StrategyLongestIdle || support.Strategy != StrategyRingAll {
+		t.Errorf("strategies %q, %q", sales.Strategy, support.Strategy)
+	}
+	if !reflect.DeepEqual(sales.Agents, []string{"alice", "bob", "carol"}) {
+		t.Errorf("agents %v", sales.Agents)
+	}
+	if !reflect.DeepEqual(sales.Priority, map[string]int{"alice": 1, "bob": 2}) {
+		t.Errorf("priorities %v (carol, without one, is tier 1 and not listed)", sales.Priority)
+	}
+	if sales.WrapUp != 15*time.Second || sales.MaxWait != 2*time.Minute {
+		t.Errorf("wrap_up %s, max_wait %s", sales.WrapUp, sales.MaxWait)
+	}
+	if sales.HoldMusic == nil || sales.HoldMusic.PCMU == nil {
+		t.Error("hold music not loaded")
+	}
+	if sales.Overflow == nil || *sales.Overflow != (Overflow{After: time.Minute, Queue: "support"}) {
+		t.Errorf("overflow %+v", sales.Overflow)
+	}
+	// no_answer: voicemail without a voicemail block gets the built-in
+	// greeting and the default length.
+	if sales.NoAnswer != ActionVoicemail || sales.Voicemail == nil || sales.Voicemail.Greeting == nil ||
+		sales.Voicemail.MaxLength != DefaultVoicemailMaxLength {
+		t.Errorf("sales voicemail %q %+v", sales.NoAnswer, sales.Voicemail)
+	}
+	if support.NoAnswer != ActionHangup || support.Voicemail == nil || support.Voicemail.MaxLength != 30*time.Second {
+		t.Errorf("support voicemail %q %+v", support.NoAnswer, support.Voicemail)
+	}
+	if support.HoldMusic != nil || support.Overflow != nil || support.Hours != nil {
+		t.Error("support has hold music, overflow or hours it was not given")
+	}
+	if sales.Hours == nil || sales.Hours.String() != "Mon-Fri 09:00-18:00 Europe/Madrid (closed 2026-12-25)" {
+		t.Fatalf("hours %v", sales.Hours)
+	}
+	if sales.AfterHours != ActionVoicemail || sales.AfterHoursPrompt == nil {
+		t.Errorf("after hours %q, prompt %v", sales.AfterHours, sales.AfterHoursPrompt)
+	}
+	madrid, _ := time.LoadLocation("Europe/Madrid")
+	for _, tc := range []struct {
+		at   time.Time
+		open bool
+	}{
+		{time.Date(2026, 11, 23, 10, 0, 0, 0, madrid), true},  // a Monday
+		{time.Date(2026, 11, 22, 10, 0, 0, 0, madrid), false}, // a Sunday
+		{time.Date(2026, 12, 25, 10, 0, 0, 0, madrid), false}, // closed
+	} {
+		if got := sales.Hours.Open(tc.at); got != tc.open {
+			t.Errorf("open at %s: %v", tc.at, got)
+		}
 	}
 }

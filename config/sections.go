@@ -41,23 +41,37 @@ const (
 	DefaultAskTimeout     = 5 * time.Second
 )
 
-// StrategyRoundRobin is the only queue strategy of this version.
-const StrategyRoundRobin = "round-robin"
+// Queue strategies.
+const (
+	StrategyRoundRobin  = "round-robin"
+	StrategyLongestIdle = "longest-idle"
+	StrategyFewestCalls = "fewest-calls"
+	StrategyRingAll     = "ring-all"
+)
 
-// strategy says whether a queue strategy of the reference configuration is
-// implemented (supported) or only recognized (known), so the not-yet ones
-// are reported as such instead of as typos.
-func strategy(s string) (supported, known bool) {
+const supportedStrategies = "round-robin, longest-idle, fewest-calls, ring-all"
+
+// What a queue does with a call nobody answered, or outside its hours.
+const (
+	ActionHangup    = "hangup"
+	ActionVoicemail = "voicemail"
+)
+
+// Defaults of the queue keys that need a prompt or a bound.
+const (
+	DefaultClosedPrompt       = "prompts/closed.wav"
+	DefaultVoicemailGreeting  = "prompts/voicemail-greeting.wav"
+	DefaultVoicemailMaxLength = 2 * time.Minute
+	maxPriority               = 100
+)
+
+func validStrategy(s string) bool {
 	switch s {
-	case StrategyRoundRobin:
-		return true, true
-	case "longest-idle", "fewest-calls", "ring-all":
-		return false, true
+	case StrategyRoundRobin, StrategyLongestIdle, StrategyFewestCalls, StrategyRingAll:
+		return true
 	}
-	return false, false
+	return false
 }
-
-const supportedStrategies = StrategyRoundRobin
 
 func (l *loader) config(root *yaml.Node) *Config {
 	c := &Config{
@@ -606,22 +620,19 @@ func (l *loader) queues(n *yaml.Node, c *Config) {
 		c.Queues[name] = q
 		where := fmt.Sprintf("queue %q", name)
 		agentsGiven := 0 // -1: the list itself was wrong, already reported
-		var agentsNode *yaml.Node
+		var agentsNode, noAnswerNode, voicemailNode, hoursNode, closedNode, afterHoursNode *yaml.Node
+		var closed []string
 		l.fields(v, where, []key{
 			{name: "strategy", parse: func(_, v *yaml.Node) {
 				s, present, ok := l.str(v, where+" strategy")
 				if !present || !ok {
 					return
 				}
-				supported, known := strategy(s)
-				switch {
-				case !known:
+				if !validStrategy(s) {
 					l.problem(v, "%s: unknown strategy %q (supported: %s)", where, s, supportedStrategies)
-				case !supported:
-					l.problem(v, "%s: strategy %q is not supported yet (supported: %s)", where, s, supportedStrategies)
-				default:
-					q.Strategy = s
+					return
 				}
+				q.Strategy = s
 			}},
 			{name: "ring_timeout", parse: func(_, v *yaml.Node) {
 				if d, ok := l.duration(v, where+" ring_timeout"); ok {
@@ -635,8 +646,54 @@ func (l *loader) queues(n *yaml.Node, c *Config) {
 			{name: "max_wait", parse: func(_, v *yaml.Node) {
 				q.MaxWait, _ = l.duration(v, where+" max_wait")
 			}},
-			{name: "hours"},
-			{name: "after_hours"},
+			{name: "wrap_up", parse: func(_, v *yaml.Node) {
+				q.WrapUp, _ = l.duration(v, where+" wrap_up")
+			}},
+			{name: "hold_music", parse: func(_, v *yaml.Node) {
+				q.HoldMusic = l.prompt(v, where+" hold_music")
+			}},
+			{name: "overflow", parse: func(_, v *yaml.Node) { q.Overflow = l.overflow(v, where, c, name) }},
+			{name: "no_answer", parse: func(_, v *yaml.Node) {
+				noAnswerNode = v
+				q.NoAnswer = l.queueAction(v, where+" no_answer")
+			}},
+			{name: "voicemail", parse: func(k, v *yaml.Node) {
+				voicemailNode = k
+				q.Voicemail = l.voicemail(v, where)
+			}},
+			{name: "hours", parse: func(_, v *yaml.Node) {
+				hoursNode = v
+				txt, present, ok := l.str(v, where+" hours")
+				if !present || !ok {
+					return
+				}
+				h, err := ParseHours(txt)
+				if err != nil {
+					l.problem(v, "%s hours: %v", where, err)
+					return
+				}
+				q.Hours = h
+			}},
+			{name: "closed", parse: func(_, v *yaml.Node) {
+				closedNode = v
+				items, ok := l.list(v, where+" closed")
+				if !ok {
+					return
+				}
+				for _, it := range items {
+					if d, present, ok := l.str(it, where+" closed"); present && ok {
+						closed = append(closed, d)
+					}
+				}
+			}},
+			{name: "after_hours", parse: func(_, v *yaml.Node) {
+				afterHoursNode = v
+				q.AfterHours = l.queueAction(v, where+" after_hours")
+			}},
+			{name: "after_hours_prompt", parse: func(_, v *yaml.Node) {
+				afterHoursNode = v
+				q.AfterHoursPrompt = l.prompt(v, where+" after_hours_prompt")
+			}},
 			{name: "agents", parse: func(_, v *yaml.Node) {
 				agentsNode = v
 				items, ok := l.list(v, where+" agents")
@@ -647,12 +704,8 @@ func (l *loader) queues(n *yaml.Node, c *Config) {
 				agentsGiven = len(items)
 				seen := map[string]bool{}
 				for _, it := range items {
-					id, present, ok := l.str(it, where+" agents")
+					id, priority, ok := l.queueAgent(it, where)
 					if !ok {
-						continue
-					}
-					if !present || id == "" {
-						l.problem(it, "%s agents has an empty entry", where)
 						continue
 					}
 					if seen[id] {
@@ -661,6 +714,12 @@ func (l *loader) queues(n *yaml.Node, c *Config) {
 					}
 					seen[id] = true
 					q.Agents = append(q.Agents, id)
+					if priority != 0 {
+						if q.Priority == nil {
+							q.Priority = map[string]int{}
+						}
+						q.Priority[id] = priority
+					}
 					l.checks = append(l.checks, func() {
 						if _, ok := c.Agents[id]; !ok {
 							l.problem(it, "%s names agent %q, which is not defined", where, id)
@@ -676,7 +735,170 @@ func (l *loader) queues(n *yaml.Node, c *Config) {
 			}
 			l.problem(at, "%s has no agents: its calls could never be answered", where)
 		}
+		if q.NoAnswer == "" {
+			q.NoAnswer = ActionHangup
+		}
+		if q.NoAnswer == ActionVoicemail && q.Voicemail == nil && voicemailNode == nil {
+			q.Voicemail = l.defaultVoicemail(noAnswerNode, where)
+		}
+		l.queueHours(q, where, hoursNode, closedNode, afterHoursNode, voicemailNode, closed)
 	})
+}
+
+// queueHours completes a queue's hours: its closed dates, and what
+// happens outside them.
+func (l *loader) queueHours(q *Queue, where string, hoursNode, closedNode, afterHoursNode, voicemailNode *yaml.Node, closed []string) {
+	if q.Hours == nil {
+		switch {
+		case hoursNode != nil:
+			// Already reported.
+		case closedNode != nil:
+			l.problem(closedNode, "%s has closed dates but no hours: give hours too, like hours: Mon-Fri 09:00-18:00 Europe/Madrid", where)
+		case afterHoursNode != nil:
+			l.problem(afterHoursNode, "%s says what happens after hours but has no hours: give hours too, like hours: Mon-Fri 09:00-18:00 Europe/Madrid", where)
+		}
+		return
+	}
+	if len(closed) > 0 {
+		h, err := q.Hours.WithClosed(closed)
+		if err != nil {
+			l.problem(closedNode, "%s %v", where, err)
+			return
+		}
+		q.Hours = h
+	}
+	if q.AfterHours == "" {
+		q.AfterHours = ActionHangup
+	}
+	if q.AfterHoursPrompt == nil {
+		q.AfterHoursPrompt = l.promptAt(hoursNode, DefaultClosedPrompt, where+" after_hours_prompt")
+	}
+	if q.AfterHours == ActionVoicemail && q.Voicemail == nil && voicemailNode == nil {
+		q.Voicemail = l.defaultVoicemail(hoursNode, where)
+	}
+}
+
+// queueAgent reads one entry of a queue's agents: an id, or {id, priority}.
+func (l *loader) queueAgent(it *yaml.Node, where string) (id string, priority int, ok bool) {
+	if it.Kind != yaml.MappingNode {
+		id, present, ok := l.str(it, where+" agents")
+		if !ok {
+			return "", 0, false
+		}
+		if !present || id == "" {
+			l.problem(it, "%s agents has an empty entry", where)
+			return "", 0, false
+		}
+		return id, 0, true
+	}
+	var idNode *yaml.Node
+	valid := true
+	l.fields(it, where+" agents entry", []key{
+		{name: "id", parse: func(_, v *yaml.Node) {
+			var present bool
+			id, present, ok = l.str(v, where+" agents id")
+			valid = valid && ok
+			if present {
+				idNode = v
+			}
+		}},
+		{name: "priority", parse: func(_, v *yaml.Node) {
+			n, ok := l.nonNegInt(v, where+" agents priority")
+			switch {
+			case !ok:
+				valid = false
+			case n < 1 || n > maxPriority:
+				l.problem(v, "%s agents priority must be from 1 (rung first) to %d, got %d", where, maxPriority, n)
+				valid = false
+			default:
+				priority = n
+			}
+		}},
+	})
+	if idNode == nil || id == "" {
+		l.problem(it, "%s agents entry needs an id, like {id: alice, priority: 1}", where)
+		return "", 0, false
+	}
+	return id, priority, valid
+}
+
+// queueAction reads hangup or voicemail.
+func (l *loader) queueAction(v *yaml.Node, label string) string {
+	s, present, ok := l.str(v, label)
+	if !present || !ok {
+		return ""
+	}
+	if s != ActionHangup && s != ActionVoicemail {
+		l.problem(v, "%s must be %s or %s, got %q", label, ActionHangup, ActionVoicemail, s)
+		return ""
+	}
+	return s
+}
+
+// overflow reads {after, queue}: a call still waiting after `after` moves
+// to queue.
+func (l *loader) overflow(v *yaml.Node, where string, c *Config, self string) *Overflow {
+	o := &Overflow{}
+	var afterNode, queueNode *yaml.Node
+	l.fields(v, where+" overflow", []key{
+		{name: "after", parse: func(_, v *yaml.Node) {
+			afterNode = v
+			o.After, _ = l.duration(v, where+" overflow after")
+		}},
+		{name: "queue", parse: func(_, v *yaml.Node) {
+			queueNode = v
+			o.Queue, _, _ = l.str(v, where+" overflow queue")
+		}},
+	})
+	switch {
+	case afterNode == nil || queueNode == nil:
+		l.problem(v, "%s overflow needs after and queue, like overflow: {after: 60s, queue: support}", where)
+		return nil
+	case o.After <= 0:
+		l.problem(afterNode, "%s overflow after must be more than 0", where)
+		return nil
+	case o.Queue == self:
+		l.problem(queueNode, "%s overflows into itself", where)
+		return nil
+	}
+	l.checks = append(l.checks, func() {
+		if _, ok := c.Queues[o.Queue]; !ok {
+			l.problem(queueNode, "%s overflows into queue %q, which is not defined", where, o.Queue)
+		}
+	})
+	return o
+}
+
+// voicemail reads {greeting, max_length}.
+func (l *loader) voicemail(v *yaml.Node, where string) *Voicemail {
+	vm := &Voicemail{MaxLength: DefaultVoicemailMaxLength}
+	var greetingNode *yaml.Node
+	l.fields(v, where+" voicemail", []key{
+		{name: "greeting", parse: func(_, v *yaml.Node) {
+			greetingNode = v
+			vm.Greeting = l.prompt(v, where+" voicemail greeting")
+		}},
+		{name: "max_length", parse: func(_, v *yaml.Node) {
+			if d, ok := l.duration(v, where+" voicemail max_length"); ok {
+				if d <= 0 {
+					l.problem(v, "%s voicemail max_length must be more than 0", where)
+					return
+				}
+				vm.MaxLength = d
+			}
+		}},
+	})
+	if greetingNode == nil {
+		vm.Greeting = l.promptAt(v, DefaultVoicemailGreeting, where+" voicemail greeting")
+	}
+	return vm
+}
+
+func (l *loader) defaultVoicemail(at *yaml.Node, where string) *Voicemail {
+	return &Voicemail{
+		Greeting:  l.promptAt(at, DefaultVoicemailGreeting, where+" voicemail greeting"),
+		MaxLength: DefaultVoicemailMaxLength,
+	}
 }
 
 func (l *loader) agents(n *yaml.Node, c *Config) {

@@ -193,11 +193,48 @@ func (p *Prompt) For(codec string) *media.Prompt {
 
 // Queue is a group of agents and how calls are offered to them.
 type Queue struct {
-	Name        string
-	Strategy    string // "round-robin"
+	Name string
+	// Strategy is round-robin, longest-idle, fewest-calls or ring-all.
+	Strategy    string
 	RingTimeout time.Duration
 	MaxWait     time.Duration // 0: until every agent was tried
 	Agents      []string
+	// Priority is each agent's tier: lower rings first, higher only when
+	// every agent of the lower tiers is busy or was tried. Agents listed
+	// without one have priority 1.
+	Priority map[string]int
+	// WrapUp is how long an agent is left alone after each answered call.
+	WrapUp time.Duration
+	// HoldMusic is looped to the caller while agents ring.
+	HoldMusic *Prompt
+	// Overflow, if set, moves a call still waiting after a while to
+	// another queue.
+	Overflow *Overflow
+	// NoAnswer is what happens to a call no agent answered: ActionHangup
+	// (missed) or ActionVoicemail.
+	NoAnswer string
+	// Voicemail is set when NoAnswer or AfterHours leads to voicemail.
+	Voicemail *Voicemail
+	// Hours, if set, are when the queue takes calls; outside them the
+	// caller hears AfterHoursPrompt and AfterHours happens.
+	Hours            *Hours
+	AfterHours       string
+	AfterHoursPrompt *Prompt
+}
+
+// Overflow moves a call still waiting After this long to Queue.
+type Overflow struct {
+	After time.Duration
+	Queue string
+}
+
+// Voicemail is how a queue takes a message.
+type Voicemail struct {
+	// Greeting is played before the message is recorded; it ends with
+	// the tone.
+	Greeting *Prompt
+	// MaxLength bounds a message.
+	MaxLength time.Duration
 }
 
 // Agent is a person who answers calls.
