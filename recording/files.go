@@ -38,7 +38,10 @@ const (
 
 // wavHeader is the canonical 44-byte header of a stereo 8 kHz 16-bit PCM
 // file whose data chunk holds dataSize bytes (streamedSize: not known yet).
-func wavHeader(dataSize uint32) []byte {
+func wavHeader(dataSize uint32) []byte { return pcmHeader(channels, dataSize) }
+
+// pcmHeader is wavHeader for nch channels: voicemail is mono.
+func pcmHeader(nch int, dataSize uint32) []byte {
 	h := make([]byte, headerSize)
 	riffSize := uint32(streamedSize)
 	if dataSize != streamedSize {
@@ -49,21 +52,30 @@ func wavHeader(dataSize uint32) []byte {
 	copy(h[8:], "WAVEfmt ")
 	binary.LittleEndian.PutUint32(h[16:], 16)
 	binary.LittleEndian.PutUint16(h[20:], 1) // PCM
-	binary.LittleEndian.PutUint16(h[22:], channels)
+	binary.LittleEndian.PutUint16(h[22:], uint16(nch))
 	binary.LittleEndian.PutUint32(h[24:], sampleRate)
-	binary.LittleEndian.PutUint32(h[28:], sampleRate*frameBytes)
-	binary.LittleEndian.PutUint16(h[32:], frameBytes)
+	binary.LittleEndian.PutUint32(h[28:], uint32(sampleRate*2*nch))
+	binary.LittleEndian.PutUint16(h[32:], uint16(2*nch))
 	binary.LittleEndian.PutUint16(h[34:], 16)
 	copy(h[36:], "data")
 	binary.LittleEndian.PutUint32(h[40:], dataSize)
 	return h
 }
 
+// pcmMaxFrames keeps the RIFF sizes of a file of nch channels within 32
+// bits (maxFrames for recordings).
+func pcmMaxFrames(nch int) int64 { return (streamedSize - 36) / int64(2*nch) }
+
 // sealWAV gives a .part the header of its frames, makes it durable and
 // returns the hex sha256 of the whole file. The file must hold exactly
 // frames after the header.
 func sealWAV(f *os.File, path string, frames int64) (string, error) {
-	if _, err := f.WriteAt(wavHeader(uint32(frames*frameBytes)), 0); err != nil {
+	return sealPCM(f, path, channels, frames)
+}
+
+// sealPCM is sealWAV for nch channels.
+func sealPCM(f *os.File, path string, nch int, frames int64) (string, error) {
+	if _, err := f.WriteAt(pcmHeader(nch, uint32(frames*int64(2*nch))), 0); err != nil {
 		return "", fileError("writing the header of", path, err)
 	}
 	if err := f.Sync(); err != nil {
@@ -154,8 +166,16 @@ func (sc sidecar) meta() (Meta, []Span, error) {
 	return m, spans, nil
 }
 
-func readSidecar(path string) (sidecar, error) {
-	var sc sidecar
+func readSidecar(path string) (sidecar, error) { return loadSidecar[sidecar](path) }
+
+// namedSidecar is the sidecar of a recording or of a voicemail.
+type namedSidecar interface{ callID() string }
+
+func (sc sidecar) callID() string { return sc.CallID }
+
+// loadSidecar reads a sidecar, or a .json.part, of either kind.
+func loadSidecar[T namedSidecar](path string) (T, error) {
+	var sc T
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return sc, fileError("reading", path, err)
@@ -163,7 +183,7 @@ func readSidecar(path string) (sidecar, error) {
 	if err := json.Unmarshal(b, &sc); err != nil {
 		return sc, fmt.Errorf("recording: %s: %w", path, err)
 	}
-	if sc.CallID == "" {
+	if sc.callID() == "" {
 		return sc, fmt.Errorf("recording: %s: no call_id", path)
 	}
 	return sc, nil

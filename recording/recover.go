@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/rs/zerolog"
 )
 
 // Recover finalizes the recordings a killed edge left in progress and
@@ -23,14 +25,47 @@ import (
 // Temporary files are removed. An error on one recording does not stop the
 // others; its files stay for the next try.
 func (s *Store) Recover() ([]Result, error) {
+	return recoverDir(s.dir, s.log, recoverKind[Result]{
+		what:     "recording",
+		channels: channels,
+		active:   s.activeFiles,
+		finish:   s.finishRecovered,
+		callID:   func(r Result) string { return r.CallID },
+	})
+}
+
+// recoverKind is what recovering recordings and voicemail differ in.
+type recoverKind[R any] struct {
+	what     string // for the logs
+	channels int    // of the .wav
+	// active are the files of those in progress, which are left alone.
+	active func() map[string]bool
+	// finish describes recovered audio by its .json.part and writes its
+	// sidecar (writeRecovered).
+	finish func(leftover) (R, error)
+	callID func(R) string
+}
+
+// leftover is recovered audio: its .wav is sealed, and its sidecar is
+// still to be written.
+type leftover struct {
+	stem     string // the path less .wav
+	ended    time.Time
+	duration time.Duration
+	sha256   string
+}
+
+// recoverDir finalizes what killed writers left in dir, as Recover
+// describes.
+func recoverDir[R any](dir string, log zerolog.Logger, k recoverKind[R]) ([]R, error) {
 	var (
 		wavParts, jsonParts, tmps []string
 		errs                      []error
 	)
-	walkErr := filepath.WalkDir(s.dir, func(path string, d fs.DirEntry, err error) error {
+	walkErr := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			errs = append(errs, fileError("reading", path, err))
-			if d != nil && d.IsDir() && path != s.dir {
+			if d != nil && d.IsDir() && path != dir {
 				return fs.SkipDir
 			}
 			return nil
@@ -53,7 +88,7 @@ func (s *Store) Recover() ([]Result, error) {
 	}
 	// Taken after the walk: a recording starts being known before its
 	// files are created, so any file the walk saw of one is in here.
-	active := s.activeFiles()
+	active := k.active()
 
 	for _, p := range tmps {
 		if active[p] {
@@ -63,7 +98,7 @@ func (s *Store) Recover() ([]Result, error) {
 			errs = append(errs, fileError("removing", p, err))
 		}
 	}
-	var out []Result
+	var out []R
 	recovered := make(map[string]bool)
 	for _, p := range wavParts {
 		if active[p] {
@@ -71,17 +106,21 @@ func (s *Store) Recover() ([]Result, error) {
 		}
 		stem := strings.TrimSuffix(p, wavExt+partExt)
 		recovered[stem] = true
-		res, err := s.recoverWAV(stem)
+		var res R
+		lo, err := recoverWAV(stem, k.channels)
+		if err == nil {
+			res, err = k.finish(lo)
+		}
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			// Finished or recovered since the walk.
 		case err != nil:
 			errs = append(errs, err)
-			s.log.Error().Err(err).Str("file", p).Msg("recording: cannot recover; its files are left as they are")
+			log.Error().Err(err).Str("file", p).Msgf("%s: cannot recover; its files are left as they are", k.what)
 		default:
 			out = append(out, res)
-			s.log.Warn().Str("call_id", res.CallID).Str("file", res.Path).Dur("duration", res.Duration).
-				Msg("recording recovered after a crash; the last moments before it are lost")
+			log.Warn().Str("call_id", k.callID(res)).Str("file", lo.stem+wavExt).Dur("duration", lo.duration).
+				Msgf("%s recovered after a crash; the last moments before it are lost", k.what)
 		}
 	}
 	for _, p := range jsonParts {
@@ -89,14 +128,18 @@ func (s *Store) Recover() ([]Result, error) {
 		if active[p] || recovered[stem] {
 			continue
 		}
-		res, ok, err := s.recoverSidecar(stem)
+		var res R
+		lo, ok, err := recoverSidecar(stem, k.channels, log, k.what)
+		if ok {
+			res, err = k.finish(lo)
+		}
 		switch {
 		case err != nil:
 			errs = append(errs, err)
-			s.log.Error().Err(err).Str("file", p).Msg("recording: cannot recover; its files are left as they are")
+			log.Error().Err(err).Str("file", p).Msgf("%s: cannot recover; its files are left as they are", k.what)
 		case ok:
 			out = append(out, res)
-			s.log.Warn().Str("call_id", res.CallID).Str("file", res.Path).Msg("recording's sidecar recovered after a crash")
+			log.Warn().Str("call_id", k.callID(res)).Str("file", lo.stem+wavExt).Msgf("%s's sidecar recovered after a crash", k.what)
 		}
 	}
 	return out, errors.Join(errs...)
@@ -112,78 +155,82 @@ func (s *Store) activeFiles() map[string]bool {
 	return m
 }
 
-// recoverWAV finalizes stem.wav.part.
-func (s *Store) recoverWAV(stem string) (Result, error) {
+// recoverWAV finalizes stem.wav.part, of nch channels.
+func recoverWAV(stem string, nch int) (leftover, error) {
 	part, wavPath := stem+wavExt+partExt, stem+wavExt
 	if _, err := os.Lstat(wavPath); err == nil {
-		return Result{}, fmt.Errorf("recording: %s and %s both exist", part, wavPath)
+		return leftover{}, fmt.Errorf("recording: %s and %s both exist", part, wavPath)
 	}
 	f, err := os.OpenFile(part, os.O_RDWR, 0)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return Result{}, err
+			return leftover{}, err
 		}
-		return Result{}, fileError("opening", part, err)
+		return leftover{}, fileError("opening", part, err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return Result{}, fileError("reading", part, err)
+		return leftover{}, fileError("reading", part, err)
 	}
 	// Read before the file is touched: it is when the recording stopped.
 	ended := st.ModTime()
-	frames := min(max(st.Size()-headerSize, 0)/frameBytes, maxFrames)
-	if err := f.Truncate(headerSize + frames*frameBytes); err != nil {
-		return Result{}, fileError("truncating", part, err)
+	fb := int64(2 * nch)
+	frames := min(max(st.Size()-headerSize, 0)/fb, pcmMaxFrames(nch))
+	if err := f.Truncate(headerSize + frames*fb); err != nil {
+		return leftover{}, fileError("truncating", part, err)
 	}
-	sum, err := sealWAV(f, part, frames)
+	sum, err := sealPCM(f, part, nch, frames)
 	if err != nil {
-		return Result{}, err
+		return leftover{}, err
 	}
 	if err := f.Close(); err != nil {
-		return Result{}, fileError("closing", part, err)
+		return leftover{}, fileError("closing", part, err)
 	}
-	res := s.recoveredResult(stem, ended, time.Duration(frames)*framePeriod)
-	res.SHA256 = sum
 	if err := os.Rename(part, wavPath); err != nil {
-		return Result{}, fileError("renaming", part, err)
+		return leftover{}, fileError("renaming", part, err)
 	}
-	return res, s.writeRecovered(stem, res)
+	return leftover{stem: stem, ended: ended, duration: time.Duration(frames) * framePeriod, sha256: sum}, nil
 }
 
 // recoverSidecar handles a stem.json.part with no .wav.part: Finish was
 // cut between renaming the .wav and removing the .json.part. ok is false
 // when there was nothing to recover.
-func (s *Store) recoverSidecar(stem string) (Result, bool, error) {
+func recoverSidecar(stem string, nch int, log zerolog.Logger, what string) (lo leftover, ok bool, err error) {
 	jsonPart, wavPath, jsonPath := stem+jsonExt+partExt, stem+wavExt, stem+jsonExt
 	if _, err := os.Lstat(jsonPath); err == nil {
-		return Result{}, false, removeIfThere(jsonPart)
+		return leftover{}, false, removeIfThere(jsonPart)
 	}
 	f, err := os.Open(wavPath)
 	if errors.Is(err, fs.ErrNotExist) {
 		// Created at Start before the .wav.part, or the .wav was deleted
 		// by hand: no audio to describe.
-		s.log.Warn().Str("file", jsonPart).Msg("recording: metadata without audio; removed")
-		return Result{}, false, removeIfThere(jsonPart)
+		log.Warn().Str("file", jsonPart).Msgf("%s: metadata without audio; removed", what)
+		return leftover{}, false, removeIfThere(jsonPart)
 	}
 	if err != nil {
-		return Result{}, false, fileError("opening", wavPath, err)
+		return leftover{}, false, fileError("opening", wavPath, err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return Result{}, false, fileError("reading", wavPath, err)
+		return leftover{}, false, fileError("reading", wavPath, err)
 	}
-	frames := max(st.Size()-headerSize, 0) / frameBytes
+	frames := max(st.Size()-headerSize, 0) / int64(2*nch)
 	// The .wav was sealed before it was renamed; hashing it as it is
 	// describes it as it is.
 	sum, err := hashFile(f, wavPath)
 	if err != nil {
-		return Result{}, false, err
+		return leftover{}, false, err
 	}
-	res := s.recoveredResult(stem, st.ModTime(), time.Duration(frames)*framePeriod)
-	res.SHA256 = sum
-	return res, true, s.writeRecovered(stem, res)
+	return leftover{stem: stem, ended: st.ModTime(), duration: time.Duration(frames) * framePeriod, sha256: sum}, true, nil
+}
+
+// finishRecovered is a recording's recoverKind.finish.
+func (s *Store) finishRecovered(lo leftover) (Result, error) {
+	res := s.recoveredResult(lo.stem, lo.ended, lo.duration)
+	res.SHA256 = lo.sha256
+	return res, writeRecovered(lo.stem, resultSidecar(res))
 }
 
 // recoveredResult describes a recovered recording from its .json.part, or
@@ -210,8 +257,10 @@ func (s *Store) recoveredResult(stem string, ended time.Time, dur time.Duration)
 	return res
 }
 
-func (s *Store) writeRecovered(stem string, res Result) error {
-	if err := writeJSON(res.Sidecar, resultSidecar(res)); err != nil {
+// writeRecovered writes the sidecar of recovered audio and removes its
+// .json.part.
+func writeRecovered(stem string, sc namedSidecar) error {
+	if err := writeJSON(stem+jsonExt, sc); err != nil {
 		return err
 	}
 	if err := removeIfThere(stem + jsonExt + partExt); err != nil {
