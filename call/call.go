@@ -20,13 +20,18 @@ var ErrCallerGone = errors.New("caller hung up")
 // Router is what a call needs of queues and agents.
 type Router interface {
 	Queue(name string) (*config.Queue, bool)
-	// Order yields the agents of q in the order this call rings them.
-	Order(q *config.Queue) iter.Seq[string]
+	// Order yields the groups of agents of q this call rings, in order;
+	// the agents of a group ring at the same time (ring-all).
+	Order(q *config.Queue) iter.Seq[[]string]
 	// Acquire marks an agent as offered a call; false if it already is
 	// on one, so no agent is offered two calls at once, or if it is not
 	// there to take calls (a softphone agent who is away).
 	Acquire(agent string) bool
-	Release(agent string)
+	// Answered marks an acquired agent as talking.
+	Answered(agent string)
+	// Release ends an agent's offer or call; one who talked is left
+	// alone for wrapUp.
+	Release(agent string, wrapUp time.Duration)
 	// Flow finds a flow a menu option leads to.
 	Flow(name string) (*config.Flow, bool)
 	// Recording is the recording settings: the consent prompts.
@@ -42,7 +47,9 @@ type Deps struct {
 	Router    Router
 	// Recorder, if set, records calls whose caller consented.
 	Recorder Recorder
-	Log      zerolog.Logger
+	// Voicemail, if set, takes the messages of queues that offer it.
+	Voicemail VoicemailRecorder
+	Log       zerolog.Logger
 	// OnEnd, if set, is told the final record of every call.
 	OnEnd func(*Record)
 }
@@ -52,6 +59,8 @@ const (
 	ringTimeout Kind = 100 + iota
 	maxWaitPassed
 	menuTimeout
+	overflowDue
+	voicemailFull
 )
 
 // Call is one call in progress. Everything about it happens on the
@@ -79,6 +88,8 @@ type Call struct {
 	record string
 	// current is the flow running, which menus may change.
 	current *config.Flow
+	// hold is the hold music playing while agents ring, if any.
+	hold hold
 }
 
 // New prepares a call for rec (whose ID, SIP Call-ID, caller and
@@ -130,6 +141,9 @@ const (
 	ringMaxWait
 	ringBroken
 	ringShutdown
+	// ringOverflow: the call waited long enough to move to the queue's
+	// overflow queue.
+	ringOverflow
 )
 
 // Run drives the call from the accepted INVITE to its final record.
@@ -142,173 +156,6 @@ func (c *Call) Run(in Inbound) {
 		Str("source", c.rec.Source).Str("flow", c.rec.Flow).Msg("call started")
 
 	c.runFlow(c.flow)
-}
-
-func (c *Call) runQueue(name string) {
-	q, ok := c.deps.Router.Queue(name)
-	if !ok {
-		// Validation makes this impossible short of a reload racing the
-		// call; the caller still gets a clear final answer.
-		c.log.Error().Str("queue", name).Msg("queue does not exist")
-		c.miss(MissedError, 500)
-		return
-	}
-	if res := c.consent(); res != ringNext {
-		c.stop(res)
-		return
-	}
-	c.rec.Queue = q.Name
-	if q.MaxWait > 0 {
-		t := c.deps.Clock.AfterFunc(q.MaxWait, func() { c.Post(Event{Kind: maxWaitPassed}) })
-		defer t.Stop()
-	}
-
-	rang, rejected := 0, 0
-	for agent := range c.deps.Router.Order(q) {
-		if res := c.idleEvents(); res != ringNext {
-			c.stop(res)
-			return
-		}
-		if !c.deps.Router.Acquire(agent) {
-			c.log.Debug().Str("agent", agent).Msg("agent busy or away, skipped")
-			continue
-		}
-		res, leg, attempt := c.ring(agent, q.RingTimeout)
-		if attempt.Result != AttemptUnreachable {
-			rang++
-		}
-		if attempt.Result == AttemptBusy || attempt.Result == AttemptDeclined {
-			rejected++
-		}
-		if res == ringAnswered {
-			c.talk(agent, leg)
-		}
-		c.deps.Router.Release(agent)
-		if res != ringNext {
-			c.stop(res)
-			return
-		}
-	}
-	if res := c.idleEvents(); res != ringNext {
-		c.stop(res)
-		return
-	}
-	switch {
-	case rang == 0:
-		c.miss(MissedNoAgent, 480)
-	case rejected == rang:
-		c.miss(MissedRejected, 486)
-	default:
-		c.miss(MissedRingTimeout, 480)
-	}
-}
-
-// stop ends the call for a result that leaves no agent to try.
-func (c *Call) stop(res ringResult) {
-	switch res {
-	case ringCallerGone:
-		c.miss(MissedCallerHangup, 0)
-	case ringMaxWait:
-		c.miss(MissedRingTimeout, 480)
-	case ringBroken:
-		c.miss(MissedError, 500)
-	case ringShutdown:
-		c.miss(MissedError, 503)
-	}
-}
-
-// idleEvents takes the events that came while no agent was ringing, and
-// says whether one of them ends the call. It never waits.
-func (c *Call) idleEvents() ringResult {
-	for {
-		select {
-		case ev := <-c.events:
-			switch ev.Kind {
-			case CallerHungUp:
-				return ringCallerGone
-			case maxWaitPassed:
-				return ringMaxWait
-			case InboundFailed:
-				return ringBroken
-			case Shutdown:
-				return ringShutdown
-			}
-		default:
-			return ringNext
-		}
-	}
-}
-
-// ring offers the call to one agent until it answers, fails, or the call
-// must move on.
-func (c *Call) ring(agent string, timeout time.Duration) (ringResult, Outbound, Attempt) {
-	start := c.deps.Clock.Now()
-	attempt := Attempt{Agent: agent, StartedAt: start}
-	finish := func(result string) Attempt {
-		attempt.Result = result
-		attempt.Ring = c.deps.Clock.Now().Sub(start)
-		c.rec.Attempts = append(c.rec.Attempts, attempt)
-		c.log.Info().Str("agent", agent).Str("result", result).Dur("ring", attempt.Ring).Msg("agent attempt")
-		return attempt
-	}
-	leg, err := c.deps.Dialer.Dial(DialRequest{
-		CallID: c.rec.ID, Agent: agent, Caller: c.rec.Caller, CallerName: c.rec.CallerName, Inbound: c.in,
-		Record: c.snapshot(), RingTimeout: timeout,
-	}, c)
-	if err != nil {
-		c.log.Info().Err(err).Str("agent", agent).Msg("agent unreachable")
-		return ringNext, nil, finish(AttemptUnreachable)
-	}
-	timer := c.deps.Clock.AfterFunc(timeout, func() { c.Post(Event{Kind: ringTimeout, Leg: leg}) })
-	defer timer.Stop()
-
-	for ev := range c.events {
-		if ev.Leg != nil && ev.Leg != leg {
-			continue // a leg this call already gave up on
-		}
-		switch ev.Kind {
-		case AgentRinging:
-			if !c.ringing {
-				c.ringing = true
-				c.in.Ringing()
-			}
-		case AgentAnswered:
-			return ringAnswered, leg, finish(AttemptAnswered)
-		case AgentFailed:
-			return ringNext, nil, finish(attemptResult(ev.Code))
-		case ringTimeout:
-			leg.Cancel()
-			return ringNext, nil, finish(AttemptNoAnswer)
-		case CallerHungUp:
-			leg.Cancel()
-			return ringCallerGone, nil, finish(AttemptCancelled)
-		case maxWaitPassed:
-			leg.Cancel()
-			return ringMaxWait, nil, finish(AttemptNoAnswer)
-		case InboundFailed:
-			leg.Cancel()
-			return ringBroken, nil, finish(AttemptCancelled)
-		case Shutdown:
-			leg.Cancel()
-			return ringShutdown, nil, finish(AttemptCancelled)
-		}
-	}
-	panic("unreachable: the events channel is never closed")
-}
-
-// attemptResult classifies an agent phone's final response.
-func attemptResult(code int) string {
-	switch code {
-	case 0:
-		return AttemptUnreachable
-	case 486, 600:
-		return AttemptBusy
-	case 603:
-		return AttemptDeclined
-	case 408, 480, 487:
-		return AttemptNoAnswer
-	}
-	return AttemptUnreachable
 }
 
 // talk bridges the answered agent to the caller until one side leaves.

@@ -111,6 +111,7 @@ type fakeInbound struct {
 	// press a key at the right moment.
 	plays chan play
 	ended map[uint64]bool // prompts the test let play to their end
+	tap   Tap             // what Capture was given, until stopped
 }
 
 // play is one prompt the call started on the caller's leg.
@@ -152,6 +153,19 @@ func (in *fakeInbound) note(s string) {
 	in.mu.Lock()
 	in.log = append(in.log, s)
 	in.mu.Unlock()
+}
+
+func (in *fakeInbound) Capture(tap Tap) func() {
+	in.note("capture")
+	in.mu.Lock()
+	in.tap = tap
+	in.mu.Unlock()
+	return func() {
+		in.mu.Lock()
+		in.tap = nil
+		in.mu.Unlock()
+		in.note("capture stop")
+	}
 }
 
 func (in *fakeInbound) Ringing() { in.note("ringing") }
@@ -330,6 +344,8 @@ type fakeRouter struct {
 	busy     map[string]bool
 	acquired []string
 	released []string
+	answered []string
+	wrapUps  []string
 }
 
 func (r *fakeRouter) Queue(name string) (*config.Queue, bool) {
@@ -344,8 +360,27 @@ func (r *fakeRouter) Flow(name string) (*config.Flow, bool) {
 	return f, ok
 }
 
-func (r *fakeRouter) Order(q *config.Queue) iter.Seq[string] {
-	return slices.Values(slices.Clone(q.Agents))
+// Order rings the agents one at a time in the configured order, or all
+// at once for ring-all.
+func (r *fakeRouter) Order(q *config.Queue) iter.Seq[[]string] {
+	agents := slices.Clone(q.Agents)
+	return func(yield func([]string) bool) {
+		if q.Strategy == config.StrategyRingAll {
+			yield(agents)
+			return
+		}
+		for _, a := range agents {
+			if !yield([]string{a}) {
+				return
+			}
+		}
+	}
+}
+
+func (r *fakeRouter) Answered(agent string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.answered = append(r.answered, agent)
 }
 
 func (r *fakeRouter) Acquire(agent string) bool {
@@ -359,11 +394,14 @@ func (r *fakeRouter) Acquire(agent string) bool {
 	return true
 }
 
-func (r *fakeRouter) Release(agent string) {
+func (r *fakeRouter) Release(agent string, wrapUp time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.busy, agent)
 	r.released = append(r.released, agent)
+	if wrapUp > 0 {
+		r.wrapUps = append(r.wrapUps, agent+" "+wrapUp.String())
+	}
 }
 
 func (r *fakeRouter) isBusy(agent string) bool {

@@ -26,6 +26,10 @@ type Inbound interface {
 	// it may be called any number of times. Keys the caller presses are
 	// posted as DigitPressed whether or not a prompt is playing.
 	Play(prompt *config.Prompt, tag uint64) (stop func())
+	// Capture shows tap the caller's audio (fromCaller true) until stop,
+	// while no agent is bridged: a voicemail. stop returns once tap is
+	// not called any more.
+	Capture(tap Tap) (stop func())
 }
 
 // Outbound is a leg to an agent's phone.
@@ -91,6 +95,24 @@ type Recording interface {
 	Tap
 	// Finish writes the rest and makes the file durable; it may take a
 	// moment (fsync, hashing).
+	Finish() (RecordingResult, error)
+}
+
+// VoicemailRecorder takes the messages of callers no agent answered.
+type VoicemailRecorder interface {
+	StartVoicemail(v VoicemailStart) (Voicemail, error)
+}
+
+// VoicemailStart is what a voicemail's sidecar says of its call.
+type VoicemailStart struct {
+	CallID, Caller, TrackingNumber, Source, Queue string
+	StartedAt                                     time.Time
+}
+
+// Voicemail is a message being left, fed with the caller's audio.
+type Voicemail interface {
+	Tap
+	// Finish writes the rest and makes the file durable.
 	Finish() (RecordingResult, error)
 }
 

@@ -12,6 +12,8 @@ const (
 	EventRecordingCompleted = "recording.completed"
 	// EventRecordingDeleted: retention deleted a recording.
 	EventRecordingDeleted = "recording.deleted"
+	// EventVoicemailCompleted: a caller's message is complete and durable.
+	EventVoicemailCompleted = "voicemail.completed"
 )
 
 // What the caller said to being recorded.
@@ -35,6 +37,8 @@ const (
 	MissedRingTimeout  = "ring_timeout"
 	MissedRejected     = "rejected"
 	MissedError        = "error"
+	// MissedAfterHours: the call came outside its queue's hours.
+	MissedAfterHours = "after_hours"
 )
 
 // How a call left its flow without reaching a queue.
@@ -106,6 +110,9 @@ type Record struct {
 	Consent string
 	// Recording is the finished recording of the conversation, if any.
 	Recording *RecordingResult
+	// Voicemail is the message the caller left, if any: a recording of
+	// the caller alone.
+	Voicemail *RecordingResult
 }
 
 // RecordingResult is a recording written whole and durably.

@@ -84,6 +84,18 @@ func MarshalEvent(event string, id string, at time.Time, rec call.Record) ([]byt
 		}
 		b = append(b, '}')
 	}
+	if v := rec.Voicemail; v != nil {
+		b = append(b, `,"voicemail":{`...)
+		b = appendStringField(b, "path", v.Path, true)
+		if v.SHA256 != "" {
+			b = appendIntField(b, "duration_ms", v.Duration.Milliseconds())
+			b = appendStringField(b, "sha256", v.SHA256, false)
+		}
+		if v.Partial {
+			b = append(b, `,"partial":true`...)
+		}
+		b = append(b, '}')
+	}
 	if len(rec.Attempts) > 0 {
 		b = append(b, `,"attempts":[`...)
 		for i := range rec.Attempts {
@@ -132,6 +144,9 @@ func estimateSize(event, id string, rec *call.Record) int {
 	n += 24 + 4*len(rec.IVR)
 	if rec.Recording != nil {
 		n += 160 + len(rec.Recording.Path)
+	}
+	if rec.Voicemail != nil {
+		n += 160 + len(rec.Voicemail.Path)
 	}
 	for i := range rec.Attempts {
 		n += 104 + len(rec.Attempts[i].Agent)

@@ -250,6 +250,24 @@ func TestMarshalRecording(t *testing.T) {
 	}
 }
 
+func TestMarshalVoicemail(t *testing.T) {
+	b, _ := events.MarshalEvent(call.EventVoicemailCompleted, "id", t0, call.Record{
+		ID: "c", Outcome: call.OutcomeMissed, MissedReason: call.MissedAfterHours,
+		Voicemail: &call.RecordingResult{Path: "/data/voicemail/2026/11/23/c.wav", Duration: 12340 * time.Millisecond, SHA256: "ef"},
+	})
+	m := decode(t, b)
+	if m["event"] != "voicemail.completed" || m["missed_reason"] != "after_hours" {
+		t.Errorf("got %s", b)
+	}
+	if want := `"voicemail":{"path":"/data/voicemail/2026/11/23/c.wav","duration_ms":12340,"sha256":"ef"}`; !strings.Contains(string(b), want) {
+		t.Errorf("got %s, want %s", b, want)
+	}
+	b, _ = events.MarshalEvent(call.EventCompleted, "id", t0, call.Record{ID: "c"})
+	if _, present := decode(t, b)["voicemail"]; present {
+		t.Errorf("a call without a message has a voicemail object: %s", b)
+	}
+}
+
 func TestMarshalTimeIsUTC(t *testing.T) {
 	loc := time.FixedZone("X", -5*3600)
 	b, _ := events.MarshalEvent("call.started", "id", time.Date(2026, 1, 2, 3, 4, 5, 0, loc), call.Record{})

@@ -20,6 +20,26 @@ type API struct {
 	// PauseRecording pauses (pause true) or resumes the recording of a
 	// call in progress; ErrNotFound when the call is not being recorded.
 	PauseRecording func(callID string, pause bool) error
+	// Agents, if set, is every agent's state and figures of today.
+	Agents func() []AgentStatus
+}
+
+// AgentStatus is one agent as GET /api/agents shows it.
+type AgentStatus struct {
+	ID   string `json:"id"`
+	Name string `json:"name,omitempty"`
+	// State is available, ringing, busy, wrap_up or away.
+	State string `json:"state"`
+	// Offered, Answered and Missed count today's offers: Missed are the
+	// offers the agent did not answer (no answer, declined, busy,
+	// unreachable, cancelled).
+	Offered  int   `json:"offered_today"`
+	Answered int   `json:"answered_today"`
+	Missed   int   `json:"missed_today"`
+	TalkMS   int64 `json:"talk_ms_today"`
+	// LastCallEndedAt is when the agent's last answered call ended (RFC
+	// 3339), absent if it has had none.
+	LastCallEndedAt string `json:"last_call_ended_at,omitempty"`
 }
 
 func (a API) register(mux *http.ServeMux) {
@@ -28,6 +48,13 @@ func (a API) register(mux *http.ServeMux) {
 	}))
 	mux.HandleFunc("POST /api/calls/{call_id}/recording/resume", a.authorized(func(w http.ResponseWriter, r *http.Request) {
 		a.pause(w, r, false)
+	}))
+	mux.HandleFunc("GET /api/agents", a.authorized(func(w http.ResponseWriter, _ *http.Request) {
+		agents := []AgentStatus{}
+		if a.Agents != nil {
+			agents = a.Agents()
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"agents": agents})
 	}))
 }
 

@@ -129,3 +129,39 @@ func TestAPIRecordingPause(t *testing.T) {
 		t.Errorf("no token configured: %d %s", code, body)
 	}
 }
+
+func TestAPIAgents(t *testing.T) {
+	h := Handler(Sources{}, NewOutcomes(), API{
+		Token: func() string { return "s3cret" },
+		Agents: func() []AgentStatus {
+			return []AgentStatus{
+				{ID: "alice", Name: "Alice", State: "busy", Offered: 3, Answered: 2, Missed: 1, TalkMS: 95000, LastCallEndedAt: "2026-11-23T10:00:00.000Z"},
+				{ID: "bob", Name: "Bob", State: "away"},
+			}
+		},
+	})
+	get := func(auth string) (int, string) {
+		req := httptest.NewRequest(http.MethodGet, "/api/agents", nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code, rec.Body.String()
+	}
+	if code, _ := get("Bearer wrong"); code != http.StatusUnauthorized {
+		t.Errorf("wrong token: %d", code)
+	}
+	code, body := get("Bearer s3cret")
+	if code != http.StatusOK {
+		t.Fatalf("GET /api/agents: %d %s", code, body)
+	}
+	for _, want := range []string{
+		`{"id":"alice","name":"Alice","state":"busy","offered_today":3,"answered_today":2,"missed_today":1,"talk_ms_today":95000,"last_call_ended_at":"2026-11-23T10:00:00.000Z"}`,
+		`{"id":"bob","name":"Bob","state":"away","offered_today":0,"answered_today":0,"missed_today":0,"talk_ms_today":0}`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("body %s lacks %s", body, want)
+		}
+	}
+}

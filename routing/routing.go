@@ -1,9 +1,10 @@
 // Package routing knows which marketing source each tracking number stands
-// for, and which agents answer which queue.
+// for, which agents answer which queue, and in what order they are offered
+// each call.
 package routing
 
 import (
-	"iter"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -30,6 +31,12 @@ type Table struct {
 	queues    map[string]*config.Queue
 	flows     map[string]*config.Flow
 	recording *config.Recording
+	// agents are the ids of the configured agents and of every queue
+	// member, sorted, so Agents lists someone a queue names even before
+	// their first call.
+	agents []string
+	// names are the configured agents' names, by id.
+	names map[string]string
 }
 
 // NewTable indexes cfg, which Load has already validated.
@@ -47,8 +54,21 @@ func NewTable(cfg *config.Config) *Table {
 		}
 		t.numbers[e164] = a
 	}
+	t.names = make(map[string]string, len(cfg.Agents))
+	for id, a := range cfg.Agents {
+		t.agents = append(t.agents, id)
+		t.names[id] = a.Name
+	}
+	for _, q := range cfg.Queues {
+		t.agents = append(t.agents, q.Agents...)
+	}
+	slices.Sort(t.agents)
+	t.agents = slices.Compact(t.agents)
 	return t
 }
+
+// AgentName is an agent's name, "" for one the table does not know.
+func (t *Table) AgentName(id string) string { return t.names[id] }
 
 // Lookup finds the attribution of an E.164 number.
 func (t *Table) Lookup(e164 string) (Attribution, bool) {
@@ -56,23 +76,34 @@ func (t *Table) Lookup(e164 string) (Attribution, bool) {
 	return a, ok
 }
 
-// Router picks agents for queues. Agent state outlives reloads, so it
-// lives here rather than in a Table.
+// Router picks agents for queues. Agent state and counters outlive
+// reloads, so they live here rather than in a Table.
+//
+// One mutex guards every agent and every queue's rotation: deciding that
+// an agent is free and marking it ringing must be one step, and calls of
+// different queues compete for the same agents. Nothing slow runs under
+// it; in particular the presence hook is called outside it, as it may
+// take locks of its own.
 type Router struct {
 	table atomic.Pointer[Table]
+	clock Clock
 
 	// present says whether an agent can be offered calls at all; nil
 	// means every agent can.
 	present atomic.Pointer[func(agent string) bool]
 
 	mu     sync.Mutex
-	busy   map[string]bool
-	cursor map[string]int // next round-robin start, by queue
+	agents map[string]*agent
+	turns  map[string]uint64 // calls ordered so far, by queue
 }
 
-// NewRouter routes with t until the next Swap.
-func NewRouter(t *Table) *Router {
-	r := &Router{busy: map[string]bool{}, cursor: map[string]int{}}
+// NewRouter routes with t until the next Swap. A nil clock is the real
+// one.
+func NewRouter(t *Table, clock Clock) *Router {
+	if clock == nil {
+		clock = systemClock{}
+	}
+	r := &Router{clock: clock, agents: map[string]*agent{}, turns: map[string]uint64{}}
 	r.table.Store(t)
 	return r
 }
@@ -98,58 +129,12 @@ func (r *Router) Flow(name string) (*config.Flow, bool) {
 	return f, ok
 }
 
-// Order is the round-robin order of q for one call: each call starts one
-// agent further than the previous call of the same queue. It copies
-// nothing, as queues may be long and calls many.
-func (r *Router) Order(q *config.Queue) iter.Seq[string] {
-	agents := q.Agents
-	n := len(agents)
-	if n == 0 {
-		return func(func(string) bool) {}
-	}
-	r.mu.Lock()
-	start := r.cursor[q.Name] % n
-	r.cursor[q.Name] = start + 1
-	r.mu.Unlock()
-	return func(yield func(string) bool) {
-		for i := range n {
-			if !yield(agents[(start+i)%n]) {
-				return
-			}
-		}
-	}
-}
-
 // SetPresence tells the router which agents are there to take calls: a
 // softphone agent whose browser is closed, or who chose to be away, is
 // not offered any.
 func (r *Router) SetPresence(present func(agent string) bool) { r.present.Store(&present) }
 
-// Acquire marks agent as offered a call; false if it already has one or
-// is not present.
-func (r *Router) Acquire(agent string) bool {
-	if p := r.present.Load(); p != nil && !(*p)(agent) {
-		return false
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.busy[agent] {
-		return false
-	}
-	r.busy[agent] = true
-	return true
-}
-
-// Release makes agent available again.
-func (r *Router) Release(agent string) {
-	r.mu.Lock()
-	delete(r.busy, agent)
-	r.mu.Unlock()
-}
-
-// Busy reports whether agent is offered or on a call.
-func (r *Router) Busy(agent string) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.busy[agent]
+func (r *Router) isPresent(agent string) bool {
+	p := r.present.Load()
+	return p == nil || (*p)(agent)
 }

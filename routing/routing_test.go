@@ -1,7 +1,6 @@
 package routing
 
 import (
-	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -9,6 +8,35 @@ import (
 
 	"github.com/callsign/callsign/config"
 )
+
+// fakeClock is a clock tests move by hand. With step set, every reading
+// also moves it on by step, for tests whose calls run on their own
+// goroutines and cannot be advanced between steps.
+type fakeClock struct {
+	mu   sync.Mutex
+	now  time.Time
+	step time.Duration
+}
+
+// noon is a local time far from midnight and from daylight-saving
+// changes, so only tests that mean to cross a day do.
+var noon = time.Date(2025, time.June, 11, 12, 0, 0, 0, time.Local)
+
+func newClock() *fakeClock { return &fakeClock{now: noon} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := c.now
+	c.now = c.now.Add(c.step)
+	return t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
 
 func testConfig() *config.Config {
 	flows := map[string]*config.Flow{
@@ -26,7 +54,17 @@ func testConfig() *config.Config {
 			"support": {Name: "support", Strategy: "round-robin", RingTimeout: 20 * time.Second, Agents: []string{"bob", "dave"}},
 			"empty":   {Name: "empty", Strategy: "round-robin"},
 		},
+		Agents: map[string]*config.Agent{
+			"alice": {ID: "alice"}, "bob": {ID: "bob"}, "carol": {ID: "carol"}, "dave": {ID: "dave"},
+			// In no queue yet, still an agent of the edge.
+			"erin": {ID: "erin"},
+		},
 	}
+}
+
+func newTestRouter(cfg *config.Config) (*Router, *fakeClock) {
+	clock := newClock()
+	return NewRouter(NewTable(cfg), clock), clock
 }
 
 func TestLookup(t *testing.T) {
@@ -56,7 +94,7 @@ func TestLookup(t *testing.T) {
 }
 
 func TestQueue(t *testing.T) {
-	r := NewRouter(NewTable(testConfig()))
+	r, _ := newTestRouter(testConfig())
 	if q, ok := r.Queue("sales"); !ok || q.Name != "sales" || len(q.Agents) != 3 {
 		t.Errorf("Queue(sales) = %+v, %v", q, ok)
 	}
@@ -65,194 +103,19 @@ func TestQueue(t *testing.T) {
 	}
 }
 
-func TestOrderRotatesPerCallPerQueue(t *testing.T) {
-	r := NewRouter(NewTable(testConfig()))
-	sales, _ := r.Queue("sales")
-	support, _ := r.Queue("support")
-	for i, step := range []struct {
-		q    *config.Queue
-		want []string
-	}{
-		{sales, []string{"alice", "bob", "carol"}},
-		{sales, []string{"bob", "carol", "alice"}},
-		// Another queue has its own rotation, and does not move sales'.
-		{support, []string{"bob", "dave"}},
-		{sales, []string{"carol", "alice", "bob"}},
-		{support, []string{"dave", "bob"}},
-		{sales, []string{"alice", "bob", "carol"}},
-		{support, []string{"bob", "dave"}},
-	} {
-		if got := slices.Collect(r.Order(step.q)); !slices.Equal(got, step.want) {
-			t.Errorf("call %d to %s: order %v, want %v", i+1, step.q.Name, got, step.want)
-		}
+func TestNilClockIsRealTime(t *testing.T) {
+	r := NewRouter(NewTable(testConfig()), nil)
+	if !r.Acquire("alice") {
+		t.Fatal("Acquire(alice) failed on a fresh router")
 	}
-	if got := sales.Agents; !slices.Equal(got, []string{"alice", "bob", "carol"}) {
-		t.Errorf("Order changed the queue's own agents: %v", got)
+	r.Answered("alice")
+	r.Release("alice", 0)
+	got := r.Agents()[0]
+	if got.ID != "alice" || got.State != StateAvailable || got.Answered != 1 {
+		t.Errorf("alice after a call = %+v", got)
 	}
-}
-
-func TestOrderOfEmptyQueue(t *testing.T) {
-	r := NewRouter(NewTable(testConfig()))
-	q, _ := r.Queue("empty")
-	if got := slices.Collect(r.Order(q)); len(got) != 0 {
-		t.Errorf("Order(empty) = %v", got)
-	}
-}
-
-// Each call must start at a different agent even when calls arrive at once.
-func TestOrderConcurrentCallsSpreadEvenly(t *testing.T) {
-	r := NewRouter(NewTable(testConfig()))
-	q, _ := r.Queue("sales")
-	const calls = 300
-	firsts := make(chan string, calls)
-	var wg sync.WaitGroup
-	for range calls {
-		wg.Go(func() {
-			o := slices.Collect(r.Order(q))
-			if len(o) != 3 {
-				t.Errorf("order %v", o)
-				return
-			}
-			firsts <- o[0]
-		})
-	}
-	wg.Wait()
-	close(firsts)
-	count := map[string]int{}
-	for a := range firsts {
-		count[a]++
-	}
-	for _, a := range q.Agents {
-		if count[a] != calls/3 {
-			t.Errorf("%s rung first by %d calls, want %d (%v)", a, count[a], calls/3, count)
-		}
-	}
-}
-
-// A reload that shrinks a queue must still give every call all its agents.
-func TestOrderAfterReloadShrinksQueue(t *testing.T) {
-	cfg := testConfig()
-	r := NewRouter(NewTable(cfg))
-	q, _ := r.Queue("sales")
-	r.Order(q)
-	r.Order(q)
-
-	cfg2 := testConfig()
-	cfg2.Queues["sales"] = &config.Queue{Name: "sales", Agents: []string{"erin", "frank"}}
-	r.Swap(NewTable(cfg2))
-	q2, _ := r.Queue("sales")
-	for range 4 {
-		got := slices.Collect(r.Order(q2))
-		sorted := slices.Sorted(slices.Values(got))
-		if !slices.Equal(sorted, []string{"erin", "frank"}) {
-			t.Fatalf("order after reload %v, want erin and frank", got)
-		}
-	}
-}
-
-func TestAcquireRelease(t *testing.T) {
-	r := NewRouter(NewTable(testConfig()))
-	steps := []struct {
-		op    string
-		agent string
-		want  bool // Acquire's result, or Busy afterwards
-	}{
-		{"busy", "alice", false},
-		{"acquire", "alice", true},
-		{"busy", "alice", true},
-		{"acquire", "alice", false}, // never two calls at once
-		{"acquire", "bob", true},    // others unaffected
-		{"release", "alice", false},
-		{"busy", "bob", true},
-		{"acquire", "alice", true},
-		{"release", "carol", false}, // releasing a free agent is harmless
-		{"acquire", "carol", true},
-	}
-	for i, s := range steps {
-		var got bool
-		switch s.op {
-		case "acquire":
-			got = r.Acquire(s.agent)
-		case "release":
-			r.Release(s.agent)
-			got = r.Busy(s.agent)
-		case "busy":
-			got = r.Busy(s.agent)
-		}
-		if got != s.want {
-			t.Errorf("step %d %s(%s) = %v, want %v", i, s.op, s.agent, got, s.want)
-		}
-	}
-}
-
-func TestConcurrentAcquireGivesEachAgentOnce(t *testing.T) {
-	r := NewRouter(NewTable(testConfig()))
-	agents := make([]string, 20)
-	for i := range agents {
-		agents[i] = fmt.Sprintf("agent-%02d", i)
-	}
-	const callers = 64
-	var mu sync.Mutex
-	winners := map[string][]int{}
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for c := range callers {
-		wg.Go(func() {
-			<-start
-			for i := range agents {
-				// Callers walk the agents from different places, as
-				// calls with rotated orders do.
-				a := agents[(i+c)%len(agents)]
-				if r.Acquire(a) {
-					mu.Lock()
-					winners[a] = append(winners[a], c)
-					mu.Unlock()
-				}
-			}
-		})
-	}
-	close(start)
-	wg.Wait()
-	for _, a := range agents {
-		if len(winners[a]) != 1 {
-			t.Errorf("%s acquired by callers %v, want exactly one", a, winners[a])
-		}
-		if !r.Busy(a) {
-			t.Errorf("%s not busy after being acquired", a)
-		}
-	}
-}
-
-// Acquire and Release racing from many calls: no agent is ever held twice.
-func TestConcurrentAcquireReleaseNeverDoubleBooks(t *testing.T) {
-	r := NewRouter(NewTable(testConfig()))
-	agents := []string{"alice", "bob", "carol"}
-	var holders [3]int32
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for range 32 {
-		wg.Go(func() {
-			for n := range 200 {
-				i := n % len(agents)
-				if !r.Acquire(agents[i]) {
-					continue
-				}
-				mu.Lock()
-				holders[i]++
-				if holders[i] != 1 {
-					t.Errorf("%s held by %d calls", agents[i], holders[i])
-				}
-				holders[i]--
-				mu.Unlock()
-				r.Release(agents[i])
-			}
-		})
-	}
-	wg.Wait()
-	for _, a := range agents {
-		if r.Busy(a) {
-			t.Errorf("%s still busy after every call released it", a)
-		}
+	if since := time.Since(got.LastCallEnded); since < 0 || since > time.Minute {
+		t.Errorf("LastCallEnded = %v, not about now", got.LastCallEnded)
 	}
 }
 
@@ -261,11 +124,12 @@ func TestConcurrentAcquireReleaseNeverDoubleBooks(t *testing.T) {
 func TestSwapKeepsBusyAgents(t *testing.T) {
 	cfg := testConfig()
 	old := NewTable(cfg)
-	r := NewRouter(old)
+	r := NewRouter(old, newClock())
 	oldSales, _ := r.Queue("sales")
 	if !r.Acquire("alice") {
 		t.Fatal("Acquire(alice) failed on a fresh router")
 	}
+	r.Answered("alice")
 
 	cfg2 := testConfig()
 	cfg2.Queues["sales"] = &config.Queue{Name: "sales", Agents: []string{"alice", "zoe"}}
@@ -276,7 +140,7 @@ func TestSwapKeepsBusyAgents(t *testing.T) {
 	if r.Table() != fresh {
 		t.Error("Table() is not the swapped-in table")
 	}
-	if !r.Busy("alice") || r.Acquire("alice") {
+	if r.state("alice") != StateBusy || r.Acquire("alice") {
 		t.Error("alice, on a call before the reload, became free after it")
 	}
 	if !r.Acquire("zoe") {
@@ -294,34 +158,11 @@ func TestSwapKeepsBusyAgents(t *testing.T) {
 	if _, ok := r.Table().Lookup("+15550100002"); ok {
 		t.Error("a number removed by the reload is still routed")
 	}
-	r.Release("alice")
+	r.Release("alice", 0)
 	if !r.Acquire("alice") {
 		t.Error("alice cannot be acquired once released after the reload")
 	}
-}
-
-func TestAcquireSkipsAgentsNotPresent(t *testing.T) {
-	r := NewRouter(NewTable(testConfig()))
-	away := map[string]bool{"alice": true}
-	var mu sync.Mutex
-	r.SetPresence(func(agent string) bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return !away[agent]
-	})
-	if r.Acquire("alice") {
-		t.Fatal("an away agent was offered a call")
-	}
-	if r.Busy("alice") {
-		t.Fatal("refusing an away agent marked it busy")
-	}
-	if !r.Acquire("bob") {
-		t.Fatal("a present agent was not offered the call")
-	}
-	mu.Lock()
-	away["alice"] = false
-	mu.Unlock()
-	if !r.Acquire("alice") {
-		t.Fatal("an agent who came back was not offered the call")
+	if got := r.Agents()[0]; got.ID != "alice" || got.Answered != 1 || got.Offered != 2 {
+		t.Errorf("alice's counters after the reload: %+v", got)
 	}
 }

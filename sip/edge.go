@@ -42,6 +42,8 @@ type Options struct {
 	OnEnd func(*call.Record)
 	// Recorder, if set, records the calls whose caller consented.
 	Recorder call.Recorder
+	// Voicemail, if set, takes the messages of queues that offer it.
+	Voicemail call.VoicemailRecorder
 	// Softphone, if set, rings the agents who answer in the browser. Its
 	// legs are bridged when they offer a media.Peer (MediaPeer), and
 	// closed with the call when they have a Close method.
@@ -121,6 +123,7 @@ func New(opts Options) (*Edge, error) {
 		Bridger:   e,
 		Router:    opts.Router,
 		Recorder:  opts.Recorder,
+		Voicemail: opts.Voicemail,
 		Log:       opts.Log,
 		OnEnd:     opts.OnEnd,
 	}

@@ -23,6 +23,7 @@ type inbound struct {
 	callID    string
 	localTag  string
 	ep        *media.Endpoint
+	keys      *media.DTMFReceiver // set by listen, before the call runs
 	codec     media.Codec
 	tePT      uint8 // the caller's telephone-event payload type, 0 if none
 	localSDP  []byte
@@ -103,7 +104,35 @@ func (in *inbound) listen() {
 		in.log.Warn().Err(err).Msg("keys pressed in the audio cannot be read")
 		return
 	}
+	in.keys = r
 	in.ep.SetReceiver(r)
+}
+
+// Capture shows tap the caller's RTP while no agent is bridged, e.g. for
+// a voicemail, keys still being read. stop returns once tap is not called
+// any more.
+func (in *inbound) Capture(tap call.Tap) (stop func()) {
+	in.ep.SetReceiver(capture{keys: in.keys, tap: tap})
+	return func() {
+		if in.keys != nil {
+			in.ep.SetReceiver(in.keys)
+		} else {
+			in.ep.SetReceiver(nil)
+		}
+	}
+}
+
+// capture is the receiver of a captured leg: its keys and its tap.
+type capture struct {
+	keys *media.DTMFReceiver
+	tap  call.Tap
+}
+
+func (c capture) ReceiveRTP(pkt []byte) {
+	if c.keys != nil {
+		c.keys.ReceiveRTP(pkt)
+	}
+	c.tap.Packet(true, pkt)
 }
 
 func (in *inbound) digit(d byte, via string) {

@@ -41,6 +41,7 @@ func (callerLeg) Answer() error                             { return nil }
 func (callerLeg) Reject(int)                                {}
 func (callerLeg) Hangup()                                   {}
 func (callerLeg) Play(*config.Prompt, uint64) (stop func()) { return func() {} }
+func (callerLeg) Capture(call.Tap) (stop func())            { return func() {} }
 func (c callerLeg) MediaFormat() (media.Codec, uint8) {
 	return media.Codec{Name: "PCMU", PT: 0, Rate: 8000}, c.te
 }

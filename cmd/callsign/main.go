@@ -164,12 +164,17 @@ func serveConfig(cfg *config.Config, path string, drainTimeout time.Duration, lo
 		return fmt.Errorf("media: %w", err)
 	}
 	meter := media.NewMeter()
-	router := routing.NewRouter(routing.NewTable(cfg))
+	router := routing.NewRouter(routing.NewTable(cfg), call.SystemClock{})
 	recordings, err := openRecordings(cfg.Storage.Dir, pub, log)
 	if err != nil {
 		return fmt.Errorf("recordings: %w", err)
 	}
 	sweepRecordings(ctx, recordings, router, pub, log)
+	messages, err := openVoicemail(cfg.Storage.Dir, pub, log)
+	if err != nil {
+		return fmt.Errorf("voicemail: %w", err)
+	}
+	sweepVoicemail(ctx, messages, router, log)
 	// The admin token may change on reload, like the rest of the config.
 	var adminToken atomic.Pointer[string]
 	adminToken.Store(&cfg.HTTP.AdminToken)
@@ -190,6 +195,7 @@ func serveConfig(cfg *config.Config, path string, drainTimeout time.Duration, lo
 		NewID:     func() string { return ulid.Make().String() },
 		OnEnd:     outcomes.Count,
 		Recorder:  recorder{recordings},
+		Voicemail: voicemails{messages},
 		Softphone: phones,
 	})
 	if err != nil {
@@ -222,6 +228,7 @@ func serveConfig(cfg *config.Config, path string, drainTimeout time.Duration, lo
 	}, outcomes, ops.API{
 		Token:          func() string { return *adminToken.Load() },
 		PauseRecording: pauseRecording(recordings),
+		Agents:         agentStatus(router),
 	})), log)
 	if err != nil {
 		return err
@@ -305,6 +312,28 @@ func (c *certificate) reload(cfg *config.Config) error {
 	}
 	c.cert.Store(&pair)
 	return nil
+}
+
+// agentStatus lists the agents for GET /api/agents, with the names of the
+// configuration in force.
+func agentStatus(router *routing.Router) func() []ops.AgentStatus {
+	return func() []ops.AgentStatus {
+		stats := router.Agents()
+		table := router.Table()
+		out := make([]ops.AgentStatus, 0, len(stats))
+		for _, a := range stats {
+			st := ops.AgentStatus{
+				ID: a.ID, State: a.State, Offered: a.Offered, Answered: a.Answered, Missed: a.Missed,
+				TalkMS: a.TalkTime.Milliseconds(),
+			}
+			st.Name = table.AgentName(a.ID)
+			if !a.LastCallEnded.IsZero() {
+				st.LastCallEndedAt = a.LastCallEnded.UTC().Format("2006-01-02T15:04:05.000Z07:00")
+			}
+			out = append(out, st)
+		}
+		return out
+	}
 }
 
 // withSoftphone serves the agents' softphone beside the operations
