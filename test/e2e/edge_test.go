@@ -64,6 +64,11 @@ type queueConfig struct {
 	RingTimeout string
 	MaxWait     string
 	Agents      []string
+	// Strategy is round-robin when empty.
+	Strategy string
+	// Extra are more keys of queue main, each line indented by four
+	// spaces.
+	Extra string
 }
 
 type agentConfig struct {
@@ -127,8 +132,11 @@ recording:
 
 queues:
   main:
-    strategy: round-robin
+    strategy: {{or .Cfg.Queue.Strategy "round-robin"}}
     ring_timeout: {{.Cfg.Queue.RingTimeout}}
+{{- if .Cfg.Queue.Extra}}
+{{.Cfg.Queue.Extra}}
+{{- end}}
 {{- if .Cfg.Queue.MaxWait}}
     max_wait: {{.Cfg.Queue.MaxWait}}
 {{- end}}
