@@ -380,3 +380,41 @@ func wantNoError(t *testing.T, e *edge) {
 		}
 	}
 }
+
+// TestSoftphoneInARingAllQueue: the browser agent and a SIP phone ring at
+// once, with hold music for the caller; the browser answers and the phone
+// is cancelled.
+func TestSoftphoneInARingAllQueue(t *testing.T) {
+	requireEdge(t)
+	carol := startSipp(t, "carol", sippOpts{Scenario: "agent-noanswer.xml", Calls: 1, Timeout: 40 * time.Second})
+	e := startEdge(t, edgeConfig{
+		Queue: queueConfig{Strategy: "ring-all", RingTimeout: "20s", Agents: []string{"alice", "carol"},
+			Extra: "    hold_music: prompts/hold-music.wav"},
+		Agents: []agentConfig{{ID: "alice", Name: "Alice", Token: aliceToken}, fixedAgent("carol", "Carol", carol)},
+	})
+	b := startBrowser(t, "")
+	alice := loginAgent(t, b, e, "alice", aliceToken)
+	payloads, maps := offerPCMA()
+	c := carrierOn(t, e, "carrier", writeCarrierScenario(t, carrierScript{
+		Payloads: payloads, RTPMaps: maps, Steps: []carrierStep{{Pause: 100 * time.Millisecond}}, ByeAfter: 8 * time.Second,
+	}), 0)
+	alice.waitVisible("#incoming", 20*time.Second)
+	alice.click("#answer")
+	alice.waitVisible("#in-call", 15*time.Second)
+	c.succeed(t, 30*time.Second)
+	carol.succeed(t, 10*time.Second) // her phone got its CANCEL
+	alice.waitHidden("#in-call", 10*time.Second)
+
+	completed := one(t, e.events.callEvents(t, c.callID, eventDeadline), "call.completed")
+	wantFields(t, completed, map[string]string{"agent": "alice", "outcome": "answered", "hangup_by": "caller"})
+	results := map[string]string{}
+	for _, a := range attemptsOf(t, completed) {
+		results[a.Agent] = a.Result
+	}
+	if results["alice"] != "answered" || results["carol"] != "cancelled" {
+		t.Errorf("attempts %v, want alice answered and carol cancelled", results)
+	}
+	if a := apiAgents(t, e)["alice"]; a["answered_today"] != 1.0 {
+		t.Errorf("GET /api/agents alice: %v", a)
+	}
+}
