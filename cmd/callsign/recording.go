@@ -88,7 +88,12 @@ func sweepRecordings(ctx context.Context, store *recording.Store, router *routin
 			log.Error().Err(err).Msg("deleting old recordings")
 		}
 	}
-	sweep()
+	periodically(ctx, sweep)
+}
+
+// periodically runs f now and every sweepEvery, until ctx ends.
+func periodically(ctx context.Context, f func()) {
+	f()
 	go func() {
 		t := time.NewTicker(sweepEvery)
 		defer t.Stop()
@@ -97,7 +102,7 @@ func sweepRecordings(ctx context.Context, store *recording.Store, router *routin
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				sweep()
+				f()
 			}
 		}
 	}()

@@ -86,17 +86,5 @@ func sweepVoicemail(ctx context.Context, store *recording.VoicemailStore, router
 			log.Error().Err(err).Msg("deleting old voicemail")
 		}
 	}
-	sweep()
-	go func() {
-		t := time.NewTicker(sweepEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				sweep()
-			}
-		}
-	}()
+	periodically(ctx, sweep)
 }
