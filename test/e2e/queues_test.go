@@ -93,7 +93,9 @@ func TestRingAllCancelsTheLosers(t *testing.T) {
 	if gap := cr.Sub(d).Abs(); gap > 500*time.Millisecond {
 		t.Errorf("carol was rung %s after dave: ring-all rings everyone at once", gap)
 	}
-	if got := between(t, dave, "180", isResponse(180, "INVITE"), "CANCEL", isRequest("CANCEL")); got > 3*time.Second {
+	got := between(t, dave, "180", isResponse(180, "INVITE"), "CANCEL", isRequest("CANCEL"))
+	t.Logf("rung %s apart; dave rang %s before his CANCEL (carol answers after 500 ms of ringing)", cr.Sub(d).Abs(), got)
+	if got > 1500*time.Millisecond {
 		t.Errorf("dave rang %s before his CANCEL: the losers are cancelled at once when carol answers", got)
 	}
 
