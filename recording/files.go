@@ -18,16 +18,13 @@ import (
 
 const (
 	sampleRate = 8000
-	channels   = 2
-	frameBytes = channels * 2 // 16-bit samples
+	channels   = 2 // a recording's: the caller left, the agent right
 	headerSize = 44
 	// streamedSize is the data size of a .part: what writers that cannot
 	// seek back leave, which tolerant readers (ffmpeg, sox, media's WAV
 	// parser) take as "up to the end of the file", so a recording in
 	// progress can be listened to.
 	streamedSize = 0xFFFFFFFF
-	// maxFrames keeps the RIFF sizes within 32 bits: about 37 hours.
-	maxFrames = (0xFFFFFFFF - 36) / frameBytes
 
 	wavExt     = ".wav"
 	jsonExt    = ".json"
@@ -63,17 +60,12 @@ func pcmHeader(nch int, dataSize uint32) []byte {
 }
 
 // pcmMaxFrames keeps the RIFF sizes of a file of nch channels within 32
-// bits (maxFrames for recordings).
+// bits: about 37 hours of a recording, 74 of a voicemail.
 func pcmMaxFrames(nch int) int64 { return (streamedSize - 36) / int64(2*nch) }
 
-// sealWAV gives a .part the header of its frames, makes it durable and
-// returns the hex sha256 of the whole file. The file must hold exactly
-// frames after the header.
-func sealWAV(f *os.File, path string, frames int64) (string, error) {
-	return sealPCM(f, path, channels, frames)
-}
-
-// sealPCM is sealWAV for nch channels.
+// sealPCM gives a .part of nch channels the header of its frames, makes it
+// durable and returns the hex sha256 of the whole file. The file must hold
+// exactly frames after the header.
 func sealPCM(f *os.File, path string, nch int, frames int64) (string, error) {
 	if _, err := f.WriteAt(pcmHeader(nch, uint32(frames*int64(2*nch))), 0); err != nil {
 		return "", fileError("writing the header of", path, err)

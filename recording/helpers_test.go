@@ -126,16 +126,26 @@ func tone(freq, amp float64) func(int64) int16 {
 }
 
 // wavFile is a parsed recording.
-type wavFile struct {
-	left, right []int16
-	raw         []byte
-}
+type wavFile struct{ left, right []int16 }
 
 func (w wavFile) frames() int { return len(w.left) }
 
 // readWAV checks a finished recording is the canonical stereo 8 kHz 16-bit
 // PCM WAV with consistent sizes, and returns its channels.
 func readWAV(t *testing.T, path string) wavFile {
+	t.Helper()
+	x := readPCM(t, path, 2)
+	var w wavFile
+	for i := 0; i < len(x); i += 2 {
+		w.left = append(w.left, x[i])
+		w.right = append(w.right, x[i+1])
+	}
+	return w
+}
+
+// readPCM checks a finished file is the canonical 8 kHz 16-bit PCM WAV of
+// nch channels with consistent sizes, and returns its samples, interleaved.
+func readPCM(t *testing.T, path string, nch int) []int16 {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -146,24 +156,30 @@ func readWAV(t *testing.T, path string) wavFile {
 	}
 	le16 := func(o int) int { return int(binary.LittleEndian.Uint16(b[o:])) }
 	le32 := func(o int) int { return int(binary.LittleEndian.Uint32(b[o:])) }
-	if le32(16) != 16 || le16(20) != 1 || le16(22) != 2 || le32(24) != 8000 || le32(28) != 32000 || le16(32) != 4 || le16(34) != 16 {
-		t.Fatalf("%s: fmt is not PCM 2 ch 8 kHz 16-bit: % x", path, b[12:36])
+	if le32(16) != 16 || le16(20) != 1 || le16(22) != nch || le32(24) != 8000 || le32(28) != 16000*nch || le16(32) != 2*nch || le16(34) != 16 {
+		t.Fatalf("%s: fmt is not PCM %d ch 8 kHz 16-bit: % x", path, nch, b[12:36])
 	}
 	data := le32(40)
-	if le32(4) != 36+data || 44+data != len(b) || data%4 != 0 {
+	if le32(4) != 36+data || 44+data != len(b) || data%(2*nch) != 0 {
 		t.Fatalf("%s: RIFF size %d, data size %d, file size %d: inconsistent", path, le32(4), data, len(b))
 	}
-	w := wavFile{raw: b}
-	for o := 44; o < len(b); o += 4 {
-		w.left = append(w.left, int16(binary.LittleEndian.Uint16(b[o:])))
-		w.right = append(w.right, int16(binary.LittleEndian.Uint16(b[o+2:])))
+	var x []int16
+	for o := 44; o < len(b); o += 2 {
+		x = append(x, int16(binary.LittleEndian.Uint16(b[o:])))
 	}
-	return w
+	return x
 }
 
-// readJSON reads a sidecar as a generic map, to check its shape as well as
-// its values.
+// readJSON reads a recording's sidecar as a generic map, to check its shape
+// as well as its values.
 func readJSON(t *testing.T, path string) map[string]any {
+	t.Helper()
+	return readFields(t, path, "call_id", "tracking_number", "source", "agent", "consent", "started_at", "ended_at", "duration_ms", "sha256", "path", "partial", "paused")
+}
+
+// readFields reads a sidecar as a generic map, checking it has exactly the
+// fields want.
+func readFields(t *testing.T, path string, want ...string) map[string]any {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -173,7 +189,6 @@ func readJSON(t *testing.T, path string) map[string]any {
 	if err := json.Unmarshal(b, &m); err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
-	want := []string{"call_id", "tracking_number", "source", "agent", "consent", "started_at", "ended_at", "duration_ms", "sha256", "path", "partial", "paused"}
 	var got []string
 	for k := range m {
 		got = append(got, k)
@@ -184,6 +199,16 @@ func readJSON(t *testing.T, path string) map[string]any {
 		t.Fatalf("%s: fields %v, want %v", path, got, want)
 	}
 	return m
+}
+
+// wantSidecar reports the fields of the sidecar m that are not as in want.
+func wantSidecar(t *testing.T, m, want map[string]any) {
+	t.Helper()
+	for k, w := range want {
+		if m[k] != w {
+			t.Errorf("sidecar %s = %v, want %v", k, m[k], w)
+		}
+	}
 }
 
 func pausedJSON(m map[string]any) [][2]float64 {
@@ -278,6 +303,23 @@ func (a *atomicBool) flip() bool {
 	defer a.mu.Unlock()
 	a.v = !a.v
 	return a.v
+}
+
+// finishing is a recording or a voicemail.
+type finishing[R any] interface{ Finish() (R, error) }
+
+// secondLong is what start begins, with the clock at at, finished a
+// second later.
+func secondLong[R any, F finishing[R]](t *testing.T, c *clock, at time.Time, start func() F) R {
+	t.Helper()
+	c.Set(at)
+	x := start()
+	c.Set(at.Add(time.Second))
+	res, err := x.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
 }
 
 // mustStart starts a recording or fails the test.

@@ -224,24 +224,6 @@ func (s *Store) create(r *Recording, rel []string) error {
 	return nil
 }
 
-// settle makes the new .part files durable, with the metadata Recover
-// needs. It runs first thing on the writer's goroutine rather than in
-// Start, so that a slow disk never holds the call between the agent's
-// answer and the bridge; until it is done, a crash leaves a .wav.part that
-// Recover finalizes knowing only the call id of its name.
-func (r *Recording) settle() error {
-	if err := writeJSON(r.jsonPart, partSidecar(r.meta, r.wavPath, nil)); err != nil {
-		return err
-	}
-	if err := r.f.Sync(); err != nil {
-		return fileError("syncing", r.wavPart, err)
-	}
-	if err := syncDir(r.day); err != nil {
-		return fileError("syncing", r.day, err)
-	}
-	return nil
-}
-
 // mkdirs creates the day directory's missing levels and syncs the parent
 // of each one it creates, so that the directory outlives a power cut as
 // the files in it do.
@@ -318,4 +300,105 @@ func (s *Store) Stats() Stats {
 		st.BufferedBytes += r.buffered()
 	}
 	return st
+}
+
+// Recording is a recording in progress, fed by the bridge's tap.
+type Recording struct {
+	capture
+	meta     Meta
+	finished outcome[Result]
+}
+
+func newRecording(s *Store, meta Meta, t0 time.Time, day string) *Recording {
+	r := &Recording{meta: meta}
+	r.init(r, s, meta.CallID, channels, meta.StartedAt, t0, day)
+	return r
+}
+
+// Path is where the recording will be once finished.
+func (r *Recording) Path() string { return r.wavPath }
+
+// Packet is the tap: the relay's reader goroutines (one per direction,
+// concurrently) call it for every packet relayed. It only copies the
+// packet under a short lock; the writer does the rest.
+func (r *Recording) Packet(fromCaller bool, pkt []byte) { r.tap(fromCaller, pkt) }
+
+// Pause silences the recording, both channels, from now until Resume.
+func (r *Recording) Pause() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed || r.paused {
+		return
+	}
+	r.paused = true
+	r.pausedAt = max(r.since(r.now()), 0)
+	r.gen++
+}
+
+// Resume ends a pause.
+func (r *Recording) Resume() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed || !r.paused {
+		return
+	}
+	r.paused = false
+	if to := r.since(r.now()); to > r.pausedAt {
+		r.spans = append(r.spans, Span{From: r.pausedAt, To: to})
+	}
+	r.gen++
+}
+
+// Finish stops taking packets, writes what is left, and makes the file and
+// its sidecar durable. Calling it again returns the same.
+func (r *Recording) Finish() (Result, error) {
+	return r.finished.once(func() (Result, error) {
+		r.end(func() { r.s.forget(r) })
+		res, err := r.finalize()
+		log := r.s.log
+		if err != nil {
+			r.s.failed.Add(1)
+			log.Error().Err(err).Str("call_id", r.meta.CallID).Str("file", r.wavPart).
+				Msg("recording failed; its .part files are left for Recover")
+		} else {
+			r.s.completed.Add(1)
+			log.Info().Str("call_id", r.meta.CallID).Str("file", res.Path).
+				Dur("duration", res.Duration).Int("pauses", len(res.Paused)).Msg("recording finished")
+		}
+		return res, err
+	})
+}
+
+func (r *Recording) finalize() (Result, error) {
+	frames := r.w.diskEnd
+	res := Result{
+		Meta: r.meta, Path: r.wavPath, Sidecar: r.jsonPath, EndedAt: r.endAt,
+		Duration: time.Duration(frames) * framePeriod,
+		Paused:   closeSpans(r.w.spans, time.Duration(frames)*framePeriod),
+	}
+	sum, err := r.seal()
+	res.SHA256 = sum
+	if err != nil {
+		return res, err
+	}
+	return res, r.publish(resultSidecar(res))
+}
+
+// closeSpans ends an open pause at end, the end of the file, and drops
+// what is empty.
+func closeSpans(spans []Span, end time.Duration) []Span {
+	out := make([]Span, 0, len(spans))
+	for _, s := range spans {
+		s.To = min(s.To, end)
+		if s.To > s.From {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (r *Recording) partJSON(paused []Span) any { return partSidecar(r.meta, r.wavPath, paused) }
+
+func (r *Recording) diskFailed(err error) {
+	r.s.log.Error().Err(err).Str("call_id", r.meta.CallID).Msg("recording: disk error; the rest of the call is not recorded")
 }

@@ -109,11 +109,7 @@ func TestTwoTones(t *testing.T) {
 		"started_at": "2026-03-14T15:09:26.000Z", "ended_at": "2026-03-14T15:09:29.000Z", "duration_ms": float64(3000),
 		"sha256": res.SHA256, "path": res.Path, "partial": false,
 	}
-	for k, v := range want {
-		if m[k] != v {
-			t.Errorf("sidecar %s = %v, want %v", k, m[k], v)
-		}
-	}
+	wantSidecar(t, m, want)
 	if p, ok := m["paused"].([]any); !ok || len(p) != 0 {
 		t.Errorf("sidecar paused = %#v, want []", m["paused"])
 	}
@@ -507,14 +503,7 @@ func TestSweep(t *testing.T) {
 	now := c.Now()
 	record := func(id string, at time.Time) Result {
 		t.Helper()
-		c.Set(at)
-		r := mustStart(t, s, testMeta(id, at))
-		c.Set(at.Add(time.Second))
-		res, err := r.Finish()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return res
+		return secondLong(t, c, at, func() *Recording { return mustStart(t, s, testMeta(id, at)) })
 	}
 	old := record("01JOLD", now.Add(-100*24*time.Hour))
 	mid := record("01JMID", now.Add(-50*24*time.Hour))

@@ -1,8 +1,6 @@
 package recording
 
 import (
-	"encoding/binary"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
@@ -38,52 +36,14 @@ func mustStartVoicemail(t *testing.T, vs *VoicemailStore, meta VoicemailMeta) *V
 // 16-bit PCM WAV with consistent sizes, and returns its samples.
 func readMonoWAV(t *testing.T, path string) []int16 {
 	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(b) < 44 || string(b[0:4]) != "RIFF" || string(b[8:12]) != "WAVE" || string(b[12:16]) != "fmt " || string(b[36:40]) != "data" {
-		t.Fatalf("%s: not a canonical WAV header: % x", path, b[:min(len(b), 44)])
-	}
-	le16 := func(o int) int { return int(binary.LittleEndian.Uint16(b[o:])) }
-	le32 := func(o int) int { return int(binary.LittleEndian.Uint32(b[o:])) }
-	if le32(16) != 16 || le16(20) != 1 || le16(22) != 1 || le32(24) != 8000 || le32(28) != 16000 || le16(32) != 2 || le16(34) != 16 {
-		t.Fatalf("%s: fmt is not PCM 1 ch 8 kHz 16-bit: % x", path, b[12:36])
-	}
-	data := le32(40)
-	if le32(4) != 36+data || 44+data != len(b) || data%2 != 0 {
-		t.Fatalf("%s: RIFF size %d, data size %d, file size %d: inconsistent", path, le32(4), data, len(b))
-	}
-	var x []int16
-	for o := 44; o < len(b); o += 2 {
-		x = append(x, int16(binary.LittleEndian.Uint16(b[o:])))
-	}
-	return x
+	return readPCM(t, path, 1)
 }
 
 // readVoicemailJSON reads a voicemail's sidecar as a generic map, checking
 // it has exactly its fields.
 func readVoicemailJSON(t *testing.T, path string) map[string]any {
 	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	want := []string{"call_id", "caller", "tracking_number", "source", "queue", "started_at", "ended_at", "duration_ms", "sha256", "path", "partial"}
-	var got []string
-	for k := range m {
-		got = append(got, k)
-	}
-	slices.Sort(got)
-	slices.Sort(want)
-	if !slices.Equal(got, want) {
-		t.Fatalf("%s: fields %v, want %v", path, got, want)
-	}
-	return m
+	return readFields(t, path, "call_id", "caller", "tracking_number", "source", "queue", "started_at", "ended_at", "duration_ms", "sha256", "path", "partial")
 }
 
 // TestVoicemailTone: three seconds of a tone, in PCMU or PCMA, with a
@@ -172,11 +132,7 @@ func TestVoicemailTone(t *testing.T) {
 				"started_at": "2026-03-14T15:09:26.000Z", "ended_at": "2026-03-14T15:09:29.000Z", "duration_ms": float64(3000),
 				"sha256": res.SHA256, "path": res.Path, "partial": false,
 			}
-			for k, w := range want {
-				if m[k] != w {
-					t.Errorf("sidecar %s = %v, want %v", k, m[k], w)
-				}
-			}
+			wantSidecar(t, m, want)
 			if res.Partial || res.Caller != "+34910000001" || res.Queue != "sales" || !res.EndedAt.Equal(start.Add(3*time.Second)) {
 				t.Errorf("Result %+v", res)
 			}
@@ -318,14 +274,7 @@ func TestVoicemailSweep(t *testing.T) {
 	now := c.Now()
 	leave := func(id string, at time.Time) VoicemailResult {
 		t.Helper()
-		c.Set(at)
-		v := mustStartVoicemail(t, vs, voicemailMeta(id, at))
-		c.Set(at.Add(time.Second))
-		res, err := v.Finish()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return res
+		return secondLong(t, c, at, func() *Voicemail { return mustStartVoicemail(t, vs, voicemailMeta(id, at)) })
 	}
 	old := leave("01JVOLD", now.Add(-100*24*time.Hour))
 	recent := leave("01JVNEW", now.Add(-10*24*time.Hour))

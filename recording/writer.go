@@ -57,11 +57,13 @@ const openSpan = time.Duration(math.MaxInt64)
 
 var errHalted = errors.New("recording: writer halted")
 
-// Recording is a recording in progress, fed by the bridge's tap.
-type Recording struct {
-	s    *Store
-	meta Meta
-	now  func() time.Time
+// capture is what a recording and a voicemail have in common: the tap,
+// which takes packets into an inbox under a short lock, and the writer
+// goroutine, which places them in the .wav.part and keeps the .json.part.
+type capture struct {
+	s   *Store // the log, the clock, the counters
+	o   owner
+	now func() time.Time
 	// Times are taken as t0Off plus the monotonic time since t0 (Start),
 	// so that a step of the wall clock does not move the audio.
 	t0    time.Time
@@ -70,9 +72,10 @@ type Recording struct {
 	day, wavPart, jsonPart, wavPath, jsonPath string
 	f                                         *os.File
 
-	mu       sync.Mutex
-	closed   bool // Finish has begun: packets are ignored
-	in       inbox
+	mu     sync.Mutex
+	closed bool // Finish has begun: packets are ignored
+	in     inbox
+	// Only recordings pause; a voicemail's gen stays 0, its spans empty.
 	paused   bool
 	pausedAt time.Duration
 	spans    []Span // pauses resumed
@@ -88,11 +91,35 @@ type Recording struct {
 	done     chan struct{}
 
 	w writer // the writer goroutine's; Finish reads it once done is closed
+}
 
-	finishMu sync.Mutex
-	finished bool
-	result   Result
-	err      error
+// owner is the recording or voicemail a capture writes, for what the two
+// do not share: their sidecars and their words in the log.
+type owner interface {
+	// partJSON is the .json.part: the meta, and the pauses so far.
+	partJSON(paused []Span) any
+	// diskFailed logs the error that stopped the writing.
+	diskFailed(err error)
+}
+
+// outcome is what Finish returns, kept to be returned again.
+type outcome[R any] struct {
+	mu   sync.Mutex
+	done bool
+	res  R
+	err  error
+}
+
+// once returns what finish returns, calling it only the first time; the
+// calls after it wait for it.
+func (o *outcome[R]) once(finish func() (R, error)) (R, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if !o.done {
+		o.done = true
+		o.res, o.err = finish()
+	}
+	return o.res, o.err
 }
 
 // inbox is packets waiting for the writer: their bytes one after the
@@ -109,16 +136,19 @@ type inPkt struct {
 	caller bool
 }
 
-// writer is the state of a recording's writer goroutine.
+// writer is the state of a writer goroutine.
 type writer struct {
-	batch inbox
-	sides [2]side // caller, agent: the channels
-	// win holds frames [base, base+len(win)/2), interleaved left and
-	// right. Frames before base are final on disk.
+	nch       int   // channels: 2 for a recording, 1 for a voicemail
+	maxFrames int64 // what keeps the file's RIFF sizes within 32 bits
+	batch     inbox
+	sides     [2]side // caller, agent: the channels; a voicemail has the caller's
+	// win holds frames [base, base+len(win)/nch), their samples
+	// interleaved, left first. Frames before base are final on disk.
 	win     []int16
 	base    int64
 	diskEnd int64 // frames [0, diskEnd) are in the file, those ≥ base provisionally
 	dirty   int64 // the lowest frame changed since it was written; ≥ diskEnd: none
+	late    int64 // samples dropped for landing before base
 	spans   []Span
 	gen     uint64
 	pcm     []int16
@@ -127,36 +157,31 @@ type writer struct {
 	err     error
 }
 
-func newRecording(s *Store, meta Meta, t0 time.Time, day string) *Recording {
-	name := fileName(meta.CallID)
-	r := &Recording{
-		s: s, meta: meta, now: s.now, t0: t0, t0Off: t0.Sub(meta.StartedAt),
-		day:      day,
-		wavPath:  filepath.Join(day, name+wavExt),
-		jsonPath: filepath.Join(day, name+jsonExt),
-		kick:     make(chan struct{}, 1),
-		flushReq: make(chan chan error),
-		stop:     make(chan struct{}),
-		halt:     make(chan struct{}),
-		done:     make(chan struct{}),
-	}
-	r.wavPart = r.wavPath + partExt
-	r.jsonPart = r.jsonPath + partExt
-	r.w.dirty = math.MaxInt64
-	r.w.synced = time.Now()
-	return r
+// init prepares the capture of o, a call's audio of nch channels, whose
+// files go in day and whose time zero is startedAt; t0 is now.
+func (c *capture) init(o owner, s *Store, callID string, nch int, startedAt, t0 time.Time, day string) {
+	name := fileName(callID)
+	c.s, c.o, c.now = s, o, s.now
+	c.t0, c.t0Off = t0, t0.Sub(startedAt)
+	c.day = day
+	c.wavPath = filepath.Join(day, name+wavExt)
+	c.jsonPath = filepath.Join(day, name+jsonExt)
+	c.wavPart = c.wavPath + partExt
+	c.jsonPart = c.jsonPath + partExt
+	c.kick = make(chan struct{}, 1)
+	c.flushReq = make(chan chan error)
+	c.stop = make(chan struct{})
+	c.halt = make(chan struct{})
+	c.done = make(chan struct{})
+	c.w = writer{nch: nch, maxFrames: pcmMaxFrames(nch), dirty: math.MaxInt64, synced: time.Now()}
 }
 
 // since is t as an offset from StartedAt.
-func (r *Recording) since(t time.Time) time.Duration { return t.Sub(r.t0) + r.t0Off }
+func (c *capture) since(t time.Time) time.Duration { return t.Sub(c.t0) + c.t0Off }
 
-// Path is where the recording will be once finished.
-func (r *Recording) Path() string { return r.wavPath }
-
-// Packet is the tap: the relay's reader goroutines (one per direction,
-// concurrently) call it for every packet relayed. It only copies the
-// packet under a short lock; the writer does the rest.
-func (r *Recording) Packet(fromCaller bool, pkt []byte) {
+// tap takes a packet for the writer. It only copies the packet under a
+// short lock, for it runs on the relay's reader goroutines.
+func (c *capture) tap(fromCaller bool, pkt []byte) {
 	// Only G.711 becomes audio; anything else (telephone-event, comfort
 	// noise) is silence, and not worth a copy.
 	if len(pkt) < rtpHeader || pkt[0]>>6 != 2 {
@@ -165,162 +190,125 @@ func (r *Recording) Packet(fromCaller bool, pkt []byte) {
 	if pt := pkt[1] & 0x7f; pt != ptPCMU && pt != ptPCMA {
 		return
 	}
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
 		return
 	}
 	// The clock is read under the lock: the writer reads it there too
 	// when it takes the inbox, so every packet it has not taken yet
 	// arrived after that, and the window it keeps open is enough.
-	at := r.since(r.now())
-	off := len(r.in.buf)
-	r.in.buf = append(r.in.buf, pkt...)
-	r.in.pkts = append(r.in.pkts, inPkt{at: at, off: uint32(off), n: uint32(len(pkt)), caller: fromCaller})
-	backlog := len(r.in.buf) >= kickBytes
-	r.mu.Unlock()
+	at := c.since(c.now())
+	off := len(c.in.buf)
+	c.in.buf = append(c.in.buf, pkt...)
+	c.in.pkts = append(c.in.pkts, inPkt{at: at, off: uint32(off), n: uint32(len(pkt)), caller: fromCaller})
+	backlog := len(c.in.buf) >= kickBytes
+	c.mu.Unlock()
 	if backlog {
 		select {
-		case r.kick <- struct{}{}:
+		case c.kick <- struct{}{}:
 		default:
 		}
 	}
 }
 
-// Pause silences the recording, both channels, from now until Resume.
-func (r *Recording) Pause() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed || r.paused {
-		return
-	}
-	r.paused = true
-	r.pausedAt = max(r.since(r.now()), 0)
-	r.gen++
+func (c *capture) buffered() int64 {
+	c.mu.Lock()
+	n := int64(len(c.in.buf))
+	c.mu.Unlock()
+	return n + c.unsaved.Load()
 }
 
-// Resume ends a pause.
-func (r *Recording) Resume() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed || !r.paused {
-		return
-	}
-	r.paused = false
-	if to := r.since(r.now()); to > r.pausedAt {
-		r.spans = append(r.spans, Span{From: r.pausedAt, To: to})
-	}
-	r.gen++
+// end stops taking packets and pauses, and then the writer, once it has
+// written what it took. forget, which takes the recording or voicemail
+// out of its store, runs in between.
+func (c *capture) end(forget func()) {
+	c.mu.Lock()
+	c.closed = true
+	c.endAt = c.now()
+	c.mu.Unlock()
+	forget()
+	close(c.stop)
+	<-c.done
 }
 
-func (r *Recording) buffered() int64 {
-	r.mu.Lock()
-	n := int64(len(r.in.buf))
-	r.mu.Unlock()
-	return n + r.unsaved.Load()
-}
-
-// Finish stops taking packets, writes what is left, and makes the file and
-// its sidecar durable. Calling it again returns the same.
-func (r *Recording) Finish() (Result, error) {
-	r.finishMu.Lock()
-	defer r.finishMu.Unlock()
-	if r.finished {
-		return r.result, r.err
-	}
-	r.finished = true
-	r.mu.Lock()
-	r.closed = true
-	r.endAt = r.now()
-	r.mu.Unlock()
-	r.s.forget(r)
-	close(r.stop)
-	<-r.done
-
-	r.result, r.err = r.finalize()
-	log := r.s.log
-	if r.err != nil {
-		r.s.failed.Add(1)
-		log.Error().Err(r.err).Str("call_id", r.meta.CallID).Str("file", r.wavPart).
-			Msg("recording failed; its .part files are left for Recover")
-	} else {
-		r.s.completed.Add(1)
-		log.Info().Str("call_id", r.meta.CallID).Str("file", r.result.Path).
-			Dur("duration", r.result.Duration).Int("pauses", len(r.result.Paused)).Msg("recording finished")
-	}
-	return r.result, r.err
-}
-
-func (r *Recording) finalize() (Result, error) {
-	w := &r.w
-	frames := w.diskEnd
-	res := Result{
-		Meta: r.meta, Path: r.wavPath, Sidecar: r.jsonPath, EndedAt: r.endAt,
-		Duration: time.Duration(frames) * framePeriod,
-		Paused:   closeSpans(w.spans, time.Duration(frames)*framePeriod),
-	}
+// seal gives the .wav.part the header of what the writer wrote, makes it
+// durable and renames it; it returns the hex sha256 of the file once it
+// is sealed, even if the rename then fails.
+func (c *capture) seal() (string, error) {
+	w := &c.w
 	if w.err != nil {
-		r.f.Close()
-		return res, w.err
+		c.f.Close()
+		return "", w.err
 	}
-	sum, err := sealWAV(r.f, r.wavPart, frames)
-	if cerr := r.f.Close(); err == nil && cerr != nil {
-		err = fileError("closing", r.wavPart, cerr)
+	sum, err := sealPCM(c.f, c.wavPart, w.nch, w.diskEnd)
+	if cerr := c.f.Close(); err == nil && cerr != nil {
+		err = fileError("closing", c.wavPart, cerr)
 	}
 	if err != nil {
-		return res, err
+		return "", err
 	}
-	res.SHA256 = sum
-	if err := os.Rename(r.wavPart, r.wavPath); err != nil {
-		return res, fileError("renaming", r.wavPart, err)
+	if err := os.Rename(c.wavPart, c.wavPath); err != nil {
+		return sum, fileError("renaming", c.wavPart, err)
 	}
-	if err := writeJSON(r.jsonPath, resultSidecar(res)); err != nil {
-		return res, err
-	}
-	if err := os.Remove(r.jsonPart); err != nil {
-		return res, fileError("removing", r.jsonPart, err)
-	}
-	if err := syncDir(r.day); err != nil {
-		return res, fileError("syncing", r.day, err)
-	}
-	return res, nil
+	return sum, nil
 }
 
-// closeSpans ends an open pause at end, the end of the file, and drops
-// what is empty.
-func closeSpans(spans []Span, end time.Duration) []Span {
-	out := make([]Span, 0, len(spans))
-	for _, s := range spans {
-		s.To = min(s.To, end)
-		if s.To > s.From {
-			out = append(out, s)
-		}
+// publish puts the finished sidecar sc in place of the .json.part, once
+// the .wav is sealed.
+func (c *capture) publish(sc any) error {
+	if err := writeJSON(c.jsonPath, sc); err != nil {
+		return err
 	}
-	return out
+	if err := os.Remove(c.jsonPart); err != nil {
+		return fileError("removing", c.jsonPart, err)
+	}
+	if err := syncDir(c.day); err != nil {
+		return fileError("syncing", c.day, err)
+	}
+	return nil
+}
+
+// settle makes the new .part files durable, with the metadata Recover
+// needs. It runs first thing on the writer's goroutine rather than in
+// Start, so that a slow disk never holds the call up (between the agent's
+// answer and the bridge, or at the beep); until it is done, a crash leaves
+// a .wav.part that Recover finalizes knowing only the call id of its name.
+func (c *capture) settle() error {
+	if err := writeJSON(c.jsonPart, c.o.partJSON(nil)); err != nil {
+		return err
+	}
+	if err := c.f.Sync(); err != nil {
+		return fileError("syncing", c.wavPart, err)
+	}
+	if err := syncDir(c.day); err != nil {
+		return fileError("syncing", c.day, err)
+	}
+	return nil
 }
 
 // run is the writer goroutine.
-func (r *Recording) run() {
-	defer close(r.done)
-	if err := r.settle(); err != nil {
-		r.fail(err)
+func (c *capture) run() {
+	defer close(c.done)
+	if err := c.settle(); err != nil {
+		c.fail(err)
 	}
 	t := time.NewTicker(flushEvery)
 	defer t.Stop()
 	for {
 		select {
 		case <-t.C:
-			r.step(false, false)
-		case <-r.kick:
-			r.step(false, false)
-		case reply := <-r.flushReq:
-			reply <- r.step(true, false)
-		case <-r.halt:
-			r.w.err = errHalted
-			r.f.Close()
+			c.step(false, false)
+		case <-c.kick:
+			c.step(false, false)
+		case reply := <-c.flushReq:
+			reply <- c.step(true, false)
+		case <-c.halt:
+			c.w.err = errHalted
+			c.f.Close()
 			return
-		case <-r.stop:
-			r.step(false, true)
+		case <-c.stop:
+			c.step(false, true)
 			return
 		}
 	}
@@ -328,59 +316,59 @@ func (r *Recording) run() {
 
 // flush makes the writer take and write everything now, and fsync; for
 // tests, which cannot wait for the tick.
-func (r *Recording) flush() error {
+func (c *capture) flush() error {
 	reply := make(chan error)
 	select {
-	case r.flushReq <- reply:
+	case c.flushReq <- reply:
 		return <-reply
-	case <-r.done:
+	case <-c.done:
 		return errors.New("recording: finished")
 	}
 }
 
 // kill stops the writer where it is without finalizing anything, as kill -9
 // would; for tests.
-func (r *Recording) kill() {
-	close(r.halt)
-	<-r.done
+func (c *capture) kill() {
+	close(c.halt)
+	<-c.done
 }
 
 // step takes the waiting packets, places them and writes what changed.
 // final writes everything up to Finish.
-func (r *Recording) step(forceSync, final bool) error {
-	w := &r.w
-	r.mu.Lock()
-	r.in, w.batch = inbox{buf: w.batch.buf[:0], pkts: w.batch.pkts[:0]}, r.in
-	now := r.since(r.now())
+func (c *capture) step(forceSync, final bool) error {
+	w := &c.w
+	c.mu.Lock()
+	c.in, w.batch = inbox{buf: w.batch.buf[:0], pkts: w.batch.pkts[:0]}, c.in
+	now := c.since(c.now())
 	end := now
 	if final {
-		end = r.since(r.endAt)
+		end = c.since(c.endAt)
 	}
-	spansChanged := r.gen != w.gen
+	spansChanged := c.gen != w.gen
 	if spansChanged {
-		w.gen = r.gen
-		w.spans = append(w.spans[:0], r.spans...)
-		if r.paused {
-			w.spans = append(w.spans, Span{From: r.pausedAt, To: openSpan})
+		w.gen = c.gen
+		w.spans = append(w.spans[:0], c.spans...)
+		if c.paused {
+			w.spans = append(w.spans, Span{From: c.pausedAt, To: openSpan})
 		}
 	}
-	r.unsaved.Store(int64(len(w.batch.buf)))
-	r.mu.Unlock()
-	defer r.unsaved.Store(0)
+	c.unsaved.Store(int64(len(w.batch.buf)))
+	c.mu.Unlock()
+	defer c.unsaved.Store(0)
 	defer w.trim()
 
 	if w.err != nil {
 		return w.err
 	}
 	if len(w.batch.pkts) > 0 && now-w.batch.pkts[0].at > behindAfter {
-		r.s.behind.Add(1)
+		c.s.behind.Add(1)
 	}
-	var late int64
+	lateBefore := w.late
 	for _, p := range w.batch.pkts {
-		late += w.take(p.caller, w.batch.buf[p.off:p.off+p.n], p.at)
+		w.take(p.caller, w.batch.buf[p.off:p.off+p.n], p.at)
 	}
-	if late > 0 {
-		r.s.late.Add(uint64(late))
+	if late := w.late - lateBefore; late > 0 {
+		c.s.late.Add(uint64(late))
 	}
 	// Silence a long way ahead (a StartedAt long before Start, a writer
 	// held up for minutes) goes to disk in pieces, not into memory whole.
@@ -389,8 +377,8 @@ func (r *Recording) step(forceSync, final bool) error {
 		if w.end() == target {
 			break
 		}
-		if err := w.write(r.f); err != nil {
-			return r.fail(fileError("writing", r.wavPart, err))
+		if err := w.write(c.f); err != nil {
+			return c.fail(fileError("writing", c.wavPart, err))
 		}
 		w.commit(posOf(now - window))
 	}
@@ -403,21 +391,21 @@ func (r *Recording) step(forceSync, final bool) error {
 			}
 		}
 		if !final {
-			if err := writeJSON(r.jsonPart, partSidecar(r.meta, r.wavPath, w.spans)); err != nil {
-				return r.fail(err)
+			if err := writeJSON(c.jsonPart, c.o.partJSON(w.spans)); err != nil {
+				return c.fail(err)
 			}
 		}
 	}
-	if err := w.write(r.f); err != nil {
-		return r.fail(fileError("writing", r.wavPart, err))
+	if err := w.write(c.f); err != nil {
+		return c.fail(fileError("writing", c.wavPart, err))
 	}
 	if final {
 		return nil
 	}
 	w.commit(posOf(now - window))
 	if forceSync || time.Since(w.synced) >= syncEvery {
-		if err := r.f.Sync(); err != nil {
-			return r.fail(fileError("syncing", r.wavPart, err))
+		if err := c.f.Sync(); err != nil {
+			return c.fail(fileError("syncing", c.wavPart, err))
 		}
 		w.synced = time.Now()
 	}
@@ -426,24 +414,23 @@ func (r *Recording) step(forceSync, final bool) error {
 
 // fail stops the writing for good: after a failed write or fsync nothing
 // said of the file can be trusted. The packets keep being taken and thrown
-// away, so memory does not grow for a recording that cannot be saved.
-func (r *Recording) fail(err error) error {
-	r.w.err = err
-	r.s.log.Error().Err(err).Str("call_id", r.meta.CallID).Msg("recording: disk error; the rest of the call is not recorded")
+// away, so memory does not grow for audio that cannot be saved.
+func (c *capture) fail(err error) error {
+	c.w.err = err
+	c.o.diskFailed(err)
 	return err
 }
 
 // posOf is the frame at offset d from StartedAt.
 func posOf(d time.Duration) int64 { return int64(d / framePeriod) }
 
-func (w *writer) end() int64 { return w.base + int64(len(w.win)/channels) }
+func (w *writer) end() int64 { return w.base + int64(len(w.win)/w.nch) }
 
-// take decodes one packet into the window and returns how many samples
-// came too late to be kept.
-func (w *writer) take(caller bool, pkt []byte, at time.Duration) int64 {
+// take decodes one packet into the window.
+func (w *writer) take(caller bool, pkt []byte, at time.Duration) {
 	payload, pt, ts, ssrc, ok := rtpPayload(pkt)
 	if !ok || len(payload) == 0 {
-		return 0
+		return
 	}
 	codec := "PCMU"
 	if pt == ptPCMA {
@@ -451,45 +438,55 @@ func (w *writer) take(caller bool, pkt []byte, at time.Duration) int64 {
 	}
 	pcm, err := media.DecodeG711(codec, w.pcm[:0], payload)
 	if err != nil {
-		return 0
+		return
 	}
 	w.pcm = pcm
 	ch := 1
 	if caller {
 		ch = 0
 	}
-	return w.place(ch, w.sides[ch].position(ssrc, ts, posOf(at)), pcm)
+	w.place(ch, w.sides[ch].position(ssrc, ts, posOf(at)), pcm)
 }
 
 // place puts samples on channel ch from frame p.
-func (w *writer) place(ch int, p int64, pcm []int16) (late int64) {
+func (w *writer) place(ch int, p int64, pcm []int16) {
 	if p < w.base {
 		skip := w.base - p
 		if skip >= int64(len(pcm)) {
-			return int64(len(pcm))
+			w.late += int64(len(pcm))
+			return
 		}
-		pcm, p, late = pcm[skip:], w.base, skip
+		pcm, p = pcm[skip:], w.base
+		w.late += skip
 	}
-	if p >= maxFrames {
-		return late
+	if p >= w.maxFrames {
+		return
 	}
-	if n := maxFrames - p; int64(len(pcm)) > n {
+	if n := w.maxFrames - p; int64(len(pcm)) > n {
 		pcm = pcm[:n]
 	}
 	w.extend(p + int64(len(pcm)))
-	i := int(p-w.base)*channels + ch
-	for _, v := range pcm {
-		w.win[i] = v
-		i += channels
+	i := int(p-w.base)*w.nch + ch
+	if w.nch == 1 {
+		// One channel's samples are contiguous, and copy is several
+		// times faster than the loop.
+		copy(w.win[i:], pcm)
+	} else {
+		// In locals, or the compiler loads them again for every sample,
+		// as the stores to win might change w.
+		win, nch := w.win, w.nch
+		for _, v := range pcm {
+			win[i] = v
+			i += nch
+		}
 	}
 	w.dirty = min(w.dirty, p)
-	return late
 }
 
 // extend grows the window with silence up to frame end.
 func (w *writer) extend(end int64) {
-	end = min(end, maxFrames)
-	n := int(end-w.base) * channels
+	end = min(end, w.maxFrames)
+	n := int(end-w.base) * w.nch
 	if n <= len(w.win) {
 		return
 	}
@@ -505,7 +502,7 @@ func (w *writer) write(f *os.File) error {
 		return nil
 	}
 	w.out = w.encode(w.out[:0], from, end)
-	if _, err := f.WriteAt(w.out, headerSize+from*frameBytes); err != nil {
+	if _, err := f.WriteAt(w.out, headerSize+from*int64(2*w.nch)); err != nil {
 		return err
 	}
 	w.diskEnd, w.dirty = end, math.MaxInt64
@@ -517,13 +514,13 @@ func (w *writer) write(f *os.File) error {
 func (w *writer) encode(b []byte, from, end int64) []byte {
 	for p := from; p < end; {
 		q, paused := w.stretch(p, end)
-		k := int(q-p) * frameBytes
+		k := int(q-p) * 2 * w.nch
 		b = slices.Grow(b, k)
 		if paused {
 			b = b[:len(b)+k]
 			clear(b[len(b)-k:])
 		} else {
-			for _, v := range w.win[int(p-w.base)*channels : int(q-w.base)*channels] {
+			for _, v := range w.win[int(p-w.base)*w.nch : int(q-w.base)*w.nch] {
 				b = append(b, byte(v), byte(uint16(v)>>8))
 			}
 		}
@@ -558,7 +555,7 @@ func (w *writer) commit(cutoff int64) {
 	if cutoff <= w.base {
 		return
 	}
-	n := int(cutoff-w.base) * channels
+	n := int(cutoff-w.base) * w.nch
 	w.win = w.win[:copy(w.win, w.win[n:])]
 	w.base = cutoff
 }
