@@ -34,6 +34,13 @@ type carrierStep struct {
 	// must get.
 	InfoType, InfoBody string
 	InfoWant           int
+	// Request makes another request within the dialog (REFER, a
+	// re-INVITE, ...) with Headers, Contact (the caller's own if empty)
+	// and Body of ContentType; Want is the final response it must get,
+	// which a re-INVITE's 2xx has ACKed.
+	Request, Contact, Body, ContentType string
+	Headers                             []string
+	Want                                int
 }
 
 var carrierScenario = template.Must(template.New("carrier").Funcs(template.FuncMap{
@@ -122,6 +129,52 @@ var carrierScenario = template.Must(template.New("carrier").Funcs(template.FuncM
     ]]>
   </send>
   <recv response="{{$s.InfoWant}}"/>
+{{- end}}
+{{- if $s.Request}}
+  <send retrans="500">
+    <![CDATA[
+
+      {{$s.Request}} [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      [routes]
+      From: "Jane Caller" <sip:+15551234567@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: {{add $i 2}} {{$s.Request}}
+      Contact: {{if $s.Contact}}{{$s.Contact}}{{else}}<sip:+15551234567@[local_ip]:[local_port]>{{end}}
+      Max-Forwards: 70
+{{- range $s.Headers}}
+      {{.}}
+{{- end}}
+{{- if $s.Body}}
+      Content-Type: {{$s.ContentType}}
+{{- end}}
+      Content-Length: [len]
+
+{{$s.Body}}
+    ]]>
+  </send>
+{{- if eq $s.Request "INVITE"}}
+  <recv response="100" optional="true"/>
+{{- end}}
+  <recv response="{{$s.Want}}"/>
+{{- if and (eq $s.Request "INVITE") (lt $s.Want 300)}}
+  <send>
+    <![CDATA[
+
+      ACK [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      [routes]
+      From: "Jane Caller" <sip:+15551234567@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: {{add $i 2}} ACK
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+{{- end}}
 {{- end}}
 {{end}}
 {{- if .ByeAfter}}
