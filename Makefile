@@ -5,7 +5,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: build run test test-deps unit e2e bench lint screenshots clean
+.PHONY: build run test test-deps unit e2e fuzz bench lint screenshots clean
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/callsign
@@ -23,6 +23,7 @@ test: test-deps
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 30m $$($(GO) list ./... | grep -v /test/e2e)
 	$(GO) test -race -count=1 -timeout 30m ./test/e2e/
+	scripts/fuzz.sh
 
 test-deps:
 	@scripts/test-deps.sh
@@ -32,6 +33,10 @@ unit:
 
 e2e: test-deps
 	$(GO) test -race -count=1 -v -timeout 30m ./test/e2e/
+
+# Runs every fuzz target for a minute; `test` runs them for 5 s each.
+fuzz:
+	FUZZTIME=60s scripts/fuzz.sh
 
 # Refreshes the README's softphone screenshots from a real call in Chromium.
 screenshots: test-deps

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"regexp"
@@ -30,7 +31,7 @@ func LoadBytes(path string, data []byte, env func(string) (string, bool)) (*Conf
 	l := &loader{file: path, env: env, prompts: map[string]promptFile{}, recordUses: map[string]recordUse{}}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		l.syntaxError(err)
+		l.syntaxError(err, data)
 		return nil, l.problems
 	}
 	var root *yaml.Node
@@ -77,7 +78,7 @@ func (l *loader) problem(n *yaml.Node, format string, args ...any) {
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): `)
 
-func (l *loader) syntaxError(err error) {
+func (l *loader) syntaxError(err error, data []byte) {
 	p := Problem{File: l.file, Line: 1, Col: 1}
 	msg := err.Error()
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
@@ -86,11 +87,29 @@ func (l *loader) syntaxError(err error) {
 		if parserProblem(msg) {
 			p.Line++
 		}
+		// At the end of a file without a final newline, yaml.v3 puts the
+		// end one line further down, a line the file does not have.
+		p.Line = min(p.Line, lineCount(data))
 	} else {
 		msg = strings.TrimPrefix(msg, "yaml: ")
 	}
 	p.Msg = "YAML syntax error: " + msg
 	l.problems = append(l.problems, p)
+}
+
+// lineCount is how many lines yaml.v3 sees in data: it breaks lines at LF,
+// CR, CRLF and the Unicode NEL, LS and PS.
+func lineCount(data []byte) int {
+	n := 1
+	for i, c := range data {
+		if c == '\n' || c == '\r' && (i+1 == len(data) || data[i+1] != '\n') {
+			n++
+		}
+	}
+	for _, br := range []string{"\u0085", "\u2028", "\u2029"} {
+		n += bytes.Count(data, []byte(br))
+	}
+	return n
 }
 
 // parserProblem tells yaml.v3 parser errors from scanner errors: v3.0.1

@@ -70,14 +70,3 @@ func TestParseDTMFInfoErrors(t *testing.T) {
 		}
 	}
 }
-
-func FuzzParseDTMFInfo(f *testing.F) {
-	f.Add("application/dtmf-relay", []byte("Signal=5\r\nDuration=160"))
-	f.Add("application/dtmf", []byte("#"))
-	f.Fuzz(func(t *testing.T, ct string, body []byte) {
-		d, err := ParseDTMFInfo(ct, body)
-		if err == nil && (d == 0 || !(IsKeypadDigit(d) || d >= 'A' && d <= 'D')) {
-			t.Errorf("%q %q: digit %q without error", ct, body, d)
-		}
-	})
-}

@@ -222,16 +222,6 @@ func TestEventDetectorIgnoresMalformed(t *testing.T) {
 	}
 }
 
-func FuzzEventDetector(f *testing.F) {
-	f.Add(tePacket(1, 100, true, 1, false, 0))
-	f.Add([]byte{0xBF, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF})
-	f.Fuzz(func(t *testing.T, pkt []byte) {
-		var d EventDetector
-		d.Feed(pkt)
-		d.Feed(pkt)
-	})
-}
-
 func TestEventDetectorFeedDoesNotAllocate(t *testing.T) {
 	pkts := press(1, 100, true, 1, 3)
 	var d EventDetector

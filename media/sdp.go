@@ -109,8 +109,10 @@ func ParseSDP(body []byte) (*Offer, error) {
 		return nil, fmt.Errorf("%w: connection type %s %s", ErrInvalidSDP, ci.NetworkType, ci.AddressType)
 	}
 	addr, err := netip.ParseAddr(ci.Address.Address)
-	if err != nil {
-		// FQDNs are legal in c= but would need DNS during call setup.
+	if err != nil || addr.Zone() != "" {
+		// FQDNs are legal in c= but would need DNS during call setup. A
+		// zone is not legal, and would let the peer pick the edge's
+		// interface for the media.
 		return nil, fmt.Errorf("%w: connection address %q", ErrInvalidSDP, ci.Address.Address)
 	}
 	if addr.Is4() != (ci.AddressType == "IP4") {

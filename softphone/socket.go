@@ -141,23 +141,29 @@ func (s *socket) readLoop() {
 			}
 			return
 		}
-		if len(data) > maxMessage {
-			s.errorf(errTooLarge, "", fmt.Sprintf("a message may be at most %d bytes; this one had %d", maxMessage, len(data)))
-			continue
-		}
-		if typ != websocket.MessageText {
-			s.errorf(errBadMessage, "", "messages are JSON text frames")
-			continue
-		}
-		var m message
-		if err := json.Unmarshal(data, &m); err != nil {
-			s.errorf(errBadMessage, "", "not a JSON message of the protocol: "+err.Error())
-			continue
-		}
-		if !s.handle(m) {
+		if !s.receive(typ, data) {
 			return
 		}
 	}
+}
+
+// receive acts on one frame from the page; false ends the socket. It is
+// apart from readLoop so that frames can be tested without a connection.
+func (s *socket) receive(typ websocket.MessageType, data []byte) bool {
+	if len(data) > maxMessage {
+		s.errorf(errTooLarge, "", fmt.Sprintf("a message may be at most %d bytes; this one had %d", maxMessage, len(data)))
+		return true
+	}
+	if typ != websocket.MessageText {
+		s.errorf(errBadMessage, "", "messages are JSON text frames")
+		return true
+	}
+	var m message
+	if err := json.Unmarshal(data, &m); err != nil {
+		s.errorf(errBadMessage, "", "not a JSON message of the protocol: "+err.Error())
+		return true
+	}
+	return s.handle(m)
 }
 
 // handle acts on one message; false ends the socket.
