@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime/metrics"
 	"sort"
 	"sync"
 	"time"
@@ -174,6 +175,33 @@ func writeMetrics(w io.Writer, src Sources, outcomes *Outcomes) {
 	fmt.Fprintln(w, "# HELP callsign_events_outbox_errors_total Failed disk operations of the event outbox (events then wait in memory).")
 	fmt.Fprintln(w, "# TYPE callsign_events_outbox_errors_total counter")
 	fmt.Fprintf(w, "callsign_events_outbox_errors_total %d\n", src.OutboxErrors())
+	writeRuntime(w)
+}
+
+// writeRuntime tells whether peers' traffic leaves goroutines or memory
+// behind: both should come back after a burst of calls or junk. It reads
+// runtime/metrics, which unlike runtime.ReadMemStats does not stop the
+// world on every scrape.
+func writeRuntime(w io.Writer) {
+	s := []metrics.Sample{
+		{Name: "/sched/goroutines:goroutines"},
+		{Name: "/memory/classes/heap/objects:bytes"},
+		{Name: "/memory/classes/heap/unused:bytes"},
+	}
+	metrics.Read(s)
+	val := func(i int) uint64 {
+		if s[i].Value.Kind() != metrics.KindUint64 {
+			return 0
+		}
+		return s[i].Value.Uint64()
+	}
+	fmt.Fprintln(w, "# HELP callsign_go_goroutines Goroutines of the edge.")
+	fmt.Fprintln(w, "# TYPE callsign_go_goroutines gauge")
+	fmt.Fprintf(w, "callsign_go_goroutines %d\n", val(0))
+	// objects + unused is what runtime.MemStats calls HeapInuse.
+	fmt.Fprintln(w, "# HELP callsign_go_heap_inuse_bytes Bytes of the edge's heap in spans in use.")
+	fmt.Fprintln(w, "# TYPE callsign_go_heap_inuse_bytes gauge")
+	fmt.Fprintf(w, "callsign_go_heap_inuse_bytes %d\n", val(1)+val(2))
 }
 
 // Serve runs the HTTP server on listen until ctx ends; with tlsConf, it

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -59,6 +60,13 @@ func TestHandler(t *testing.T) {
 	} {
 		if !strings.Contains(body, line+"\n") {
 			t.Errorf("/metrics lacks %q", line)
+		}
+	}
+	// The process's own figures: whatever they are, they are there and
+	// not zero (this test runs goroutines and allocates).
+	for _, name := range []string{"callsign_go_goroutines", "callsign_go_heap_inuse_bytes"} {
+		if !regexp.MustCompile(`(?m)^` + name + ` [1-9][0-9]*$`).MatchString(body) {
+			t.Errorf("/metrics lacks a non-zero %s", name)
 		}
 	}
 	if code, _ := get("/healthz"); code != 200 {

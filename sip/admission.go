@@ -219,7 +219,25 @@ func (e *Edge) onOther(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
 			return
 		}
 	}
+	if !knownMethod(req.Method) {
+		// 405 says the method is understood (RFC 3261 21.5.2); for the
+		// rest it is 501.
+		e.respond(tx, req, 501, "Not Implemented", sipmsg.NewHeader("Allow", allowMethods))
+		return
+	}
 	e.respond(tx, req, 405, "Method Not Allowed", sipmsg.NewHeader("Allow", allowMethods))
+}
+
+// knownMethod: the methods of RFC 3261 and of the extensions carriers and
+// phones commonly send.
+func knownMethod(m sipmsg.RequestMethod) bool {
+	switch m {
+	case sipmsg.INVITE, sipmsg.ACK, sipmsg.CANCEL, sipmsg.BYE, sipmsg.REGISTER, sipmsg.OPTIONS,
+		sipmsg.SUBSCRIBE, sipmsg.NOTIFY, sipmsg.REFER, sipmsg.INFO, sipmsg.MESSAGE,
+		sipmsg.PRACK, sipmsg.UPDATE, sipmsg.PUBLISH:
+		return true
+	}
+	return false
 }
 
 func maxForwardsExhausted(req *sipmsg.Request) bool {

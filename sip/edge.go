@@ -60,6 +60,10 @@ type Edge struct {
 	deps      call.Deps
 	registrar *Registrar
 	stats     Stats
+	malformed *malformedLog
+	// parser checks datagrams before sipgo gets them; it keeps no state
+	// between messages.
+	parser *sipmsg.Parser
 
 	settings atomic.Pointer[settings]
 
@@ -93,6 +97,8 @@ func New(opts Options) (*Edge, error) {
 		opts:      opts,
 		trunkLoad: map[string]*trunkLoad{},
 		listen:    map[string]netip.AddrPort{},
+		malformed: newMalformedLog(opts.Clock.Now),
+		parser:    sipmsg.NewParser(),
 	}
 	e.apply(opts.Config)
 	secret := make([]byte, 32)
@@ -127,14 +133,25 @@ func New(opts Options) (*Edge, error) {
 		Log:       opts.Log,
 		OnEnd:     opts.OnEnd,
 	}
-	e.srv.OnInvite(e.sane(e.onInvite))
-	e.srv.OnAck(e.sane(e.onAck))
-	e.srv.OnBye(e.sane(e.onBye))
-	e.srv.OnCancel(e.sane(e.onCancel))
-	e.srv.OnOptions(e.sane(e.onOptions))
-	e.srv.OnRegister(e.sane(e.onRegister))
-	e.srv.OnNoRoute(e.sane(e.onOther))
+	byMethod, other := e.handlers()
+	for m, h := range byMethod {
+		e.srv.OnRequest(m, h)
+	}
+	e.srv.OnNoRoute(other)
 	return e, nil
+}
+
+// handlers are the edge's request handlers by method, and the one for
+// every other method; the fuzz test drives them as sipgo does.
+func (e *Edge) handlers() (map[sipmsg.RequestMethod]sipgo.RequestHandler, sipgo.RequestHandler) {
+	return map[sipmsg.RequestMethod]sipgo.RequestHandler{
+		sipmsg.INVITE:   e.sane(e.onInvite),
+		sipmsg.ACK:      e.sane(e.onAck),
+		sipmsg.BYE:      e.sane(e.onBye),
+		sipmsg.CANCEL:   e.sane(e.onCancel),
+		sipmsg.OPTIONS:  e.sane(e.onOptions),
+		sipmsg.REGISTER: e.sane(e.onRegister),
+	}, e.sane(e.onOther)
 }
 
 // apply puts a configuration in force for new calls.
@@ -175,7 +192,7 @@ func (e *Edge) Start(ctx context.Context) error {
 			}
 			e.tcpLns = append(e.tcpLns, ln)
 			e.setListen("tcp", ln.Addr())
-			go func() { _ = e.srv.ServeTCP(ln) }()
+			go func() { _ = e.srv.ServeTCP(checkedListener{Listener: ln, e: e}) }()
 		default:
 			return fmt.Errorf("sip: transport %q is not supported", l.Transport)
 		}

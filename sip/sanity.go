@@ -13,17 +13,24 @@ import (
 // readFilter looks at every datagram before sipgo parses it. sipgo drops a
 // request it cannot parse without a word; a carrier deserves a 400 that
 // says what is wrong, so the structural checks a parser would trip on are
-// made here, cheaply, on the raw bytes.
+// made here on the raw bytes. Streams get the same from checkedConn.
 func (e *Edge) readFilter(p sipmsg.TransportReadProps, data []byte) ([]byte, error) {
-	if !strings.EqualFold(p.Transport, "udp") {
+	// CRLF keepalives (RFC 5626 4.4.1) are sipgo's to take.
+	if !strings.EqualFold(p.Transport, "udp") || len(bytes.Trim(data, "\r\n")) == 0 {
 		return data, nil
 	}
-	code, reason := checkDatagram(data)
+	// What sipgo cannot parse it drops, and logs whole, per packet:
+	// checkMessage parses first, which costs a second parse of every
+	// datagram and buys a 400 and a log line bounded by logMalformed.
+	code, reason := e.checkMessage(data)
+	if code == 0 && reason == "" {
+		return data, nil
+	}
 	if code == 0 {
-		return data, nil
+		return nil, nil // a response sipgo could not parse: nothing to answer
 	}
-	e.log.Info().Str("source", p.RemoteAddr.String()).Str("reason", reason).Msg("malformed request")
-	if res := statelessResponse(data, code, reason); res != nil {
+	e.logMalformed(p.RemoteAddr.String(), reason)
+	if res := statelessResponse(e.parser, data, code, reason); res != nil {
 		if pc := e.udpConn(p.LocalAddr); pc != nil {
 			if _, err := pc.WriteTo(res, p.RemoteAddr); err == nil {
 				e.countResponse(code)
@@ -41,6 +48,8 @@ func (e *Edge) udpConn(local net.Addr) net.PacketConn {
 	}
 	return nil
 }
+
+func isResponse(data []byte) bool { return bytes.HasPrefix(data, []byte("SIP/")) }
 
 // compact forms of the headers every request must have (RFC 3261 7.3.3).
 func canonicalHeader(name string) string {
@@ -64,7 +73,7 @@ func canonicalHeader(name string) string {
 // checkDatagram returns the status and reason a malformed request gets,
 // or 0 for a message that may go on to the parser. Responses always go on.
 func checkDatagram(data []byte) (int, string) {
-	if bytes.HasPrefix(data, []byte("SIP/")) {
+	if isResponse(data) {
 		return 0, ""
 	}
 	end := bytes.Index(data, []byte("\r\n\r\n"))
@@ -76,6 +85,13 @@ func checkDatagram(data []byte) (int, string) {
 		sep = 2
 	}
 	head, body := data[:end], data[end+sep:]
+	// sipgo ends header lines at CRLF only, and would take a bare CR or
+	// LF into a header's value, and so into the responses that echo it.
+	for i, c := range head {
+		if c == '\n' && (i == 0 || head[i-1] != '\r') || c == '\r' && (i+1 == len(head) || head[i+1] != '\n') {
+			return 400, "Malformed Line Ending"
+		}
+	}
 	lineEnd := bytes.IndexByte(head, '\n')
 	if lineEnd < 0 {
 		lineEnd = len(head)
@@ -94,11 +110,12 @@ func checkDatagram(data []byte) (int, string) {
 	if parts[2] != "SIP/2.0" {
 		return 505, "Version Not Supported"
 	}
-	if !strings.Contains(parts[1], ":") {
-		return 400, "Malformed Request-URI"
+	if code, reason := checkRequestURI(parts[1]); code != 0 {
+		return code, reason
 	}
 
 	var seen [5]bool // via, from, to, call-id, cseq
+	contentLength := false
 	rest := head[min(lineEnd+1, len(head)):]
 	for len(rest) > 0 {
 		i := bytes.IndexByte(rest, '\n')
@@ -159,6 +176,12 @@ func checkDatagram(data []byte) (int, string) {
 				return 400, "Malformed Max-Forwards"
 			}
 		case "content-length":
+			// Two lengths leave the end of the message unknown (RFC 4475
+			// 3.3.9), even when one of them fits.
+			if contentLength {
+				return 400, "Duplicate Content-Length"
+			}
+			contentLength = true
 			n, err := strconv.Atoi(value)
 			if err != nil || n < 0 {
 				return 400, "Malformed Content-Length"
@@ -176,6 +199,34 @@ func checkDatagram(data []byte) (int, string) {
 	return 0, ""
 }
 
+// checkRequestURI looks at the Request-URI of a request line: the edge
+// takes sip, sips and tel URIs; another well-formed scheme gets 416 (RFC
+// 3261 8.2.2.1), a URI that is no URI at all 400.
+func checkRequestURI(uri string) (int, string) {
+	scheme, _, ok := strings.Cut(uri, ":")
+	if !ok || !isScheme(scheme) {
+		return 400, "Malformed Request-URI"
+	}
+	switch strings.ToLower(scheme) {
+	case "sip", "sips", "tel":
+		return 0, ""
+	}
+	return 416, "Unsupported URI Scheme"
+}
+
+// isScheme: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) (RFC 3261 25.1).
+func isScheme(s string) bool {
+	for i, c := range s {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z':
+		case i > 0 && (c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.'):
+		default:
+			return false
+		}
+	}
+	return s != ""
+}
+
 func isToken(c rune) bool {
 	switch {
 	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
@@ -186,8 +237,27 @@ func isToken(c rune) bool {
 
 // statelessResponse builds a final response to a request sipgo could not
 // take, from its raw header lines; nil when the request cannot be keyed
-// (no Via, Call-ID or CSeq), as such a request cannot be answered.
-func statelessResponse(data []byte, code int, reason string) []byte {
+// (no Via, Call-ID or CSeq, or ones that do not parse), as such a request
+// cannot be answered. The response must be one p parses: a peer's From or
+// To that does not parse is left out rather than echoed, as the peer
+// matches a response by Via and CSeq (RFC 3261 17.1.3) and its parser
+// may be no kinder to the value than sipgo's.
+func statelessResponse(p *sipmsg.Parser, data []byte, code int, reason string) []byte {
+	for _, parties := range []bool{true, false} {
+		res := buildResponse(data, code, reason, parties)
+		if res == nil {
+			return nil
+		}
+		if _, err := p.ParseSIP(res); err == nil {
+			return res
+		}
+	}
+	return nil
+}
+
+// buildResponse is statelessResponse's response, with the request's From
+// and To or without.
+func buildResponse(data []byte, code int, reason string, parties bool) []byte {
 	end := bytes.Index(data, []byte("\n\r\n"))
 	if end < 0 {
 		end = bytes.Index(data, []byte("\n\n"))
@@ -202,9 +272,18 @@ func statelessResponse(data []byte, code int, reason string) []byte {
 	b.WriteByte(' ')
 	b.WriteString(reason)
 	b.WriteString("\r\n")
-	var via, callID, cseq bool
+	var via, callID, cseq, copying bool
 	for _, l := range lines[1:] {
 		l = strings.TrimRight(l, "\r")
+		if l != "" && (l[0] == ' ' || l[0] == '\t') {
+			// a folded line: it goes with the header before it
+			if copying {
+				b.WriteString(l)
+				b.WriteString("\r\n")
+			}
+			continue
+		}
+		copying = false
 		colon := strings.IndexByte(l, ':')
 		if colon <= 0 {
 			continue
@@ -217,9 +296,13 @@ func statelessResponse(data []byte, code int, reason string) []byte {
 		case "cseq":
 			cseq = true
 		case "from", "to":
+			if !parties {
+				continue
+			}
 		default:
 			continue
 		}
+		copying = true
 		b.WriteString(l)
 		b.WriteString("\r\n")
 	}
@@ -235,32 +318,95 @@ func statelessResponse(data []byte, code int, reason string) []byte {
 // parses more than RFC 3261 allows, so its requests are checked here too.
 func (e *Edge) sane(h sipgo.RequestHandler) sipgo.RequestHandler {
 	return func(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
-		if reason := checkParsed(req); reason != "" {
-			e.log.Info().Str("source", req.Source()).Str("reason", reason).Msg("malformed request")
+		if !e.echoable(req) {
+			// Its answer would not be SIP either: nothing to key it by.
+			e.logMalformed(req.Source(), "Headers Not Echoable")
+			return
+		}
+		if code, reason := checkParsed(req); code != 0 {
+			e.logMalformed(req.Source(), reason)
 			if !req.IsAck() {
-				e.respond(tx, req, 400, reason)
+				e.respond(tx, req, code, reason)
 			}
+			return
+		}
+		if tags := unsupported(req); tags != "" {
+			e.respond(tx, req, 420, "Bad Extension", sipmsg.NewHeader("Unsupported", tags))
 			return
 		}
 		h(req, tx)
 	}
 }
 
-// checkParsed returns why a parsed request is malformed, or "".
-func checkParsed(req *sipmsg.Request) string {
+// checkParsed returns the status and reason a parsed request that is
+// malformed gets, or 0. sipgo takes the first of repeated headers and
+// parses URIs of any scheme; RFC 3261 does neither.
+func checkParsed(req *sipmsg.Request) (int, string) {
 	switch {
 	case req.Via() == nil:
-		return "Missing Via"
+		return 400, "Missing Via"
 	case req.From() == nil:
-		return "Missing From"
+		return 400, "Missing From"
 	case req.To() == nil:
-		return "Missing To"
+		return 400, "Missing To"
 	case req.CallID() == nil || req.CallID().Value() == "":
-		return "Missing Call-ID"
+		return 400, "Missing Call-ID"
 	case req.CSeq() == nil:
-		return "Missing CSeq"
-	case req.CSeq().MethodName != req.Method:
-		return "CSeq Method Does Not Match"
+		return 400, "Missing CSeq"
 	}
-	return ""
+	for _, name := range []string{"From", "To", "Call-ID", "CSeq", "Max-Forwards", "Content-Length"} {
+		if len(req.GetHeaders(name)) > 1 {
+			return 400, "Duplicate " + name
+		}
+	}
+	// sipgo upper-cases the method of the request line, not CSeq's; the
+	// raw header keeps what the peer wrote.
+	if f := strings.Fields(req.GetHeader("CSeq").Value()); len(f) != 2 || !strings.EqualFold(f[1], string(req.Method)) {
+		return 400, "CSeq Method Does Not Match"
+	}
+	if code, reason := checkRequestURI(req.Recipient.Scheme + ":"); code != 0 {
+		return code, reason
+	}
+	// Headers in a Request-URI are for building a request, not for one
+	// on the wire (RFC 3261 19.1.5, RFC 4475 3.1.2.11).
+	if len(req.Recipient.Headers) > 0 {
+		return 400, "Headers In Request-URI"
+	}
+	return 0, ""
+}
+
+// echoable says whether the headers every response copies from req come
+// out of sipgo in a form sipgo reads back. Its parser takes some values
+// (a From of "sip:0:", a Via of "// 0") that it then writes as text no
+// parser takes, and a response of those would be junk sent to the peer.
+func (e *Edge) echoable(req *sipmsg.Request) bool {
+	var b strings.Builder
+	b.WriteString("SIP/2.0 400 Bad Request\r\n")
+	for _, name := range []string{"Via", "From", "To", "Call-ID", "CSeq"} {
+		for _, h := range req.GetHeaders(name) {
+			h.StringWrite(&b)
+			b.WriteString("\r\n")
+		}
+	}
+	b.WriteString("Content-Length: 0\r\n\r\n")
+	_, err := e.parser.ParseSIP([]byte(b.String()))
+	return err == nil
+}
+
+// unsupported is the option tags of a request's Require the edge does not
+// support: all of them, as it supports no extension a peer may require.
+// ACK and CANCEL are never refused for it (RFC 3261 8.2.2.3).
+func unsupported(req *sipmsg.Request) string {
+	if req.IsAck() || req.IsCancel() {
+		return ""
+	}
+	var tags []string
+	for _, h := range req.GetHeaders("Require") {
+		for _, t := range strings.Split(h.Value(), ",") {
+			if t = strings.TrimSpace(t); t != "" {
+				tags = append(tags, t)
+			}
+		}
+	}
+	return strings.Join(tags, ", ")
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/callsign/callsign/config"
+	sipmsg "github.com/emiago/sipgo/sip"
 )
 
 const goodInvite = "INVITE sip:+15550100001@127.0.0.1 SIP/2.0\r\n" +
@@ -43,6 +44,10 @@ func TestCheckDatagram(t *testing.T) {
 		{"bad Max-Forwards", replace("Max-Forwards: 70", "Max-Forwards: seventy"), 400, "Malformed Max-Forwards"},
 		{"Content-Length past the body", replace("Content-Length: 4", "Content-Length: 400"), 400, "Content-Length Exceeds Body"},
 		{"header without colon", replace("Max-Forwards: 70", "Max-Forwards 70"), 400, "Malformed Header"},
+		{"two Content-Length", replace("Content-Length: 4", "Content-Length: 4\r\nl: 2"), 400, "Duplicate Content-Length"},
+		{"tel URI", replace("INVITE sip:+15550100001@127.0.0.1", "INVITE tel:+15550100001"), 0, ""},
+		{"unknown scheme", replace("INVITE sip:", "INVITE soap.beep:"), 416, "Unsupported URI Scheme"},
+		{"URI in <>", replace("INVITE sip:+15550100001@127.0.0.1", "INVITE <sip:+15550100001@127.0.0.1>"), 400, "Malformed Request-URI"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -56,7 +61,7 @@ func TestCheckDatagram(t *testing.T) {
 
 func TestStatelessResponseEchoesTransactionHeaders(t *testing.T) {
 	bad := strings.Replace(goodInvite, "CSeq: 1 INVITE", "CSeq: 1 BYE", 1)
-	res := string(statelessResponse([]byte(bad), 400, "CSeq Method Does Not Match"))
+	res := string(statelessResponse(sipmsg.NewParser(), []byte(bad), 400, "CSeq Method Does Not Match"))
 	for _, want := range []string{
 		"SIP/2.0 400 CSeq Method Does Not Match\r\n",
 		"Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1\r\n",
@@ -73,7 +78,7 @@ func TestStatelessResponseEchoesTransactionHeaders(t *testing.T) {
 		t.Errorf("response copies headers it should not:\n%s", res)
 	}
 	noVia := strings.Replace(goodInvite, "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1\r\n", "", 1)
-	if res := statelessResponse([]byte(noVia), 400, "Missing Via"); res != nil {
+	if res := statelessResponse(sipmsg.NewParser(), []byte(noVia), 400, "Missing Via"); res != nil {
 		t.Errorf("a request without Via cannot be answered, got:\n%s", res)
 	}
 }
@@ -103,5 +108,56 @@ func TestTrunkLoadLimits(t *testing.T) {
 	}
 	if r := l.admit(tr, now.Add(400*time.Millisecond)); r != "" {
 		t.Fatalf("call after the bucket refilled refused: %s", r)
+	}
+}
+
+func TestCheckParsed(t *testing.T) {
+	replace := func(old, new string) string { return strings.Replace(goodInvite, old, new, 1) }
+	cases := []struct {
+		name   string
+		msg    string
+		code   int
+		reason string
+	}{
+		{"valid request", goodInvite, 0, ""},
+		{"two Call-IDs", replace("Call-ID: c1@127.0.0.1\r\n", "Call-ID: c1@127.0.0.1\r\ni: c2@127.0.0.1\r\n"), 400, "Duplicate Call-ID"},
+		{"two To", replace("To: <sip:+15550100001@127.0.0.1>\r\n", "To: <sip:+15550100001@127.0.0.1>\r\nTo: <sip:x@127.0.0.1>\r\n"), 400, "Duplicate To"},
+		{"headers in the Request-URI", replace("INVITE sip:+15550100001@127.0.0.1 ", "INVITE sip:+15550100001@127.0.0.1?Route=%3Csip:x%3E "), 400, "Headers In Request-URI"},
+		{"unknown scheme", replace("INVITE sip:+15550100001@127.0.0.1 ", "INVITE nobodyKnowsThisScheme:opaque "), 416, "Unsupported URI Scheme"},
+		{"CSeq of another method", replace("CSeq: 1 INVITE", "CSeq: 1 BYE"), 400, "CSeq Method Does Not Match"},
+	}
+	p := sipmsg.NewParser()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			msg, err := p.ParseSIP([]byte(tc.msg))
+			if err != nil {
+				t.Fatalf("sipgo does not parse it: %v", err)
+			}
+			code, reason := checkParsed(msg.(*sipmsg.Request))
+			if code != tc.code || reason != tc.reason {
+				t.Fatalf("checkParsed = %d %q, want %d %q", code, reason, tc.code, tc.reason)
+			}
+		})
+	}
+}
+
+func TestUnsupported(t *testing.T) {
+	req := func(method, extra string) *sipmsg.Request {
+		msg := strings.Replace(goodInvite, "Max-Forwards: 70\r\n", "Max-Forwards: 70\r\n"+extra, 1)
+		msg = strings.ReplaceAll(msg, "INVITE", method)
+		m, err := sipmsg.NewParser().ParseSIP([]byte(msg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.(*sipmsg.Request)
+	}
+	if got := unsupported(req("OPTIONS", "Require: foo, bar\r\nRequire: baz\r\n")); got != "foo, bar, baz" {
+		t.Errorf("unsupported = %q, want every tag", got)
+	}
+	if got := unsupported(req("OPTIONS", "")); got != "" {
+		t.Errorf("no Require: %q", got)
+	}
+	if got := unsupported(req("ACK", "Require: foo\r\n")); got != "" {
+		t.Errorf("an ACK is never refused for Require, got %q", got)
 	}
 }

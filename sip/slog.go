@@ -38,14 +38,23 @@ func (h *slogHandler) Handle(_ context.Context, r slog.Record) error {
 		return nil
 	}
 	for _, a := range h.attrs {
-		ev = ev.Any(a.Key, a.Value.Any())
+		ev = field(ev, a)
 	}
 	r.Attrs(func(a slog.Attr) bool {
-		ev = ev.Any(a.Key, a.Value.Any())
+		ev = field(ev, a)
 		return true
 	})
 	ev.Msg(r.Message)
 	return nil
+}
+
+// field adds a to ev; errors by their text, which zerolog's Any would
+// marshal as {} for most error types.
+func field(ev *zerolog.Event, a slog.Attr) *zerolog.Event {
+	if err, ok := a.Value.Any().(error); ok {
+		return ev.AnErr(a.Key, err)
+	}
+	return ev.Any(a.Key, a.Value.Any())
 }
 
 func (h *slogHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
