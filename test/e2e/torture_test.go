@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -13,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -109,7 +111,8 @@ func uniqueBranches(msg []byte, tag string) []byte {
 // the message means; the edge must stay up, ring nobody, and give back
 // the goroutines and memory the messages took.
 func TestTortureRFC4475(t *testing.T) {
-	t.Parallel()
+	// Not in parallel: the UDP messages are sent from their Via's port,
+	// 5060 for most, which a parallel test's process could hold.
 	requireEdge(t)
 	// The whole of 127/8: the UDP messages come from an address of their
 	// own, see udpSource.
@@ -187,8 +190,16 @@ func sendTorture(t *testing.T, e *edge, transport string, src netip.Addr, msg []
 	var conn net.Conn
 	var err error
 	if transport == "udp" {
-		conn, err = net.DialUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(src, viaPort(msg))),
-			net.UDPAddrFromAddrPort(netip.MustParseAddrPort(e.sipTarget())))
+		// The port is the Via's, so another process of the run may hold
+		// it on this address (or on 0.0.0.0): then another address.
+		for range 5 {
+			conn, err = net.DialUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(src, viaPort(msg))),
+				net.UDPAddrFromAddrPort(netip.MustParseAddrPort(e.sipTarget())))
+			if !errors.Is(err, syscall.EADDRINUSE) {
+				break
+			}
+			src = udpSource(t)
+		}
 	} else {
 		conn, err = net.DialTimeout(transport, e.sipTarget(), 5*time.Second)
 	}
