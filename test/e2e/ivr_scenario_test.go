@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"text/template"
 	"time"
@@ -109,27 +110,6 @@ var carrierScenario = template.Must(template.New("carrier").Funcs(template.FuncM
     </action>
   </nop>
 {{- end}}
-{{- if $s.InfoType}}
-  <send retrans="500">
-    <![CDATA[
-
-      INFO [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      [routes]
-      From: "Jane Caller" <sip:+15551234567@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: {{add $i 2}} INFO
-      Contact: <sip:+15551234567@[local_ip]:[local_port]>
-      Max-Forwards: 70
-      Content-Type: {{$s.InfoType}}
-      Content-Length: [len]
-
-{{$s.InfoBody}}
-    ]]>
-  </send>
-  <recv response="{{$s.InfoWant}}"/>
-{{- end}}
 {{- if $s.Request}}
   <send retrans="500">
     <![CDATA[
@@ -219,6 +199,14 @@ var carrierScenario = template.Must(template.New("carrier").Funcs(template.FuncM
 // temp dir and returns its path.
 func writeCarrierScenario(t *testing.T, s carrierScript) string {
 	t.Helper()
+	// An INFO is a request within the dialog like any other.
+	s.Steps = slices.Clone(s.Steps)
+	for i, st := range s.Steps {
+		if st.InfoType != "" {
+			st.Request, st.ContentType, st.Body, st.Want = "INFO", st.InfoType, st.InfoBody, st.InfoWant
+			s.Steps[i] = st
+		}
+	}
 	var b bytes.Buffer
 	if err := carrierScenario.Execute(&b, s); err != nil {
 		t.Fatal(err)
