@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Installs the programs the tests drive, when they are missing: sipp (Debian
 # package sip-tester) as carrier and phone, baresip as a registering
-# softphone, tcpdump to count RTP on loopback, Chromium and Firefox ESR as
+# softphone, tcpdump to count RTP on loopback, nftables and iproute2 to lose
+# packets in a network namespace of the loss test's own, Chromium and Firefox ESR as
 # the agent's browser, and Playwright and Puppeteer (npm playwright-core,
 # puppeteer-core) to drive them.
 set -euo pipefail
 need=()
 command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 command -v tcpdump >/dev/null 2>&1 || need+=(tcpdump)
+command -v nft >/dev/null 2>&1 || need+=(nftables)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v unshare >/dev/null 2>&1 || need+=(util-linux)
 command -v baresip >/dev/null 2>&1 || need+=(baresip-core)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v firefox-esr >/dev/null 2>&1 || need+=(firefox-esr)
@@ -26,3 +30,5 @@ if [ ! -d "$browser_dir/node_modules/playwright-core" ] || [ ! -d "$browser_dir/
 	echo "installing playwright-core and puppeteer-core for the browser tests"
 	npm ci --prefix "$browser_dir" --no-audit --no-fund --loglevel=error
 fi
+# SIP over TLS needs a sipp built with TLS, which Debian 12's is not.
+"$(dirname "$0")/sipp-tls.sh" >/dev/null
