@@ -19,8 +19,9 @@ type BridgeOptions struct {
 	// PTMapBtoA is the same for packets going from b to a.
 	PTMapBtoA map[uint8]uint8
 
-	// Timeout, if positive, calls OnTimeout once when no valid RTP has
-	// arrived in either direction for that long (counted from Start).
+	// Timeout, if positive, calls OnTimeout once when either leg has sent
+	// no valid RTP for that long (counted from Start): a phone that
+	// vanished without a BYE is found even while the other side talks.
 	Timeout time.Duration
 	// OnTimeout runs on a timer goroutine; it may call Stop. It can race
 	// with a concurrent Stop, so it must tolerate a call that is already
@@ -225,7 +226,7 @@ func (b *Bridge) checkTimeout() {
 		b.mu.Unlock()
 		return
 	}
-	last := max(b.ab.lastRx.Load(), b.ba.lastRx.Load())
+	last := min(b.ab.lastRx.Load(), b.ba.lastRx.Load())
 	deadline := time.Duration(last) + b.opt.Timeout
 	if left := deadline - time.Since(b.t0); left > 0 {
 		b.timer.Reset(left)

@@ -286,17 +286,23 @@ func TestTimeout(t *testing.T) {
 	br.Start()
 	defer br.Stop()
 
-	// Alternate directions: traffic in either one keeps the call alive.
+	// Alternate directions: traffic in both keeps the call alive.
 	end := time.Now().Add(4 * timeout)
-	var quietSince time.Time
+	var lastA, lastB time.Time
 	for i := uint16(0); time.Now().Before(end); i++ {
 		if i%2 == 0 {
 			c.pa.send(c.a.LocalAddr(), rtp(0, i))
+			lastA = time.Now()
 		} else {
 			c.pb.send(c.b.LocalAddr(), rtp(0, i))
+			lastB = time.Now()
 		}
-		quietSince = time.Now()
 		time.Sleep(timeout / 5)
+	}
+	// The leg that went quiet first is the one timed out.
+	quietSince := lastA
+	if lastB.Before(lastA) {
+		quietSince = lastB
 	}
 	if fired.Load() != 0 {
 		t.Fatal("timeout fired while media was flowing")
@@ -312,6 +318,35 @@ func TestTimeout(t *testing.T) {
 	time.Sleep(3 * timeout)
 	if n := fired.Load(); n != 1 {
 		t.Fatalf("OnTimeout called %d times", n)
+	}
+}
+
+// TestTimeoutOneSideSilent: a leg that stops sending is found even while
+// the other one goes on talking.
+func TestTimeoutOneSideSilent(t *testing.T) {
+	c := newCall(t, 11100)
+	firedAt := make(chan time.Time, 4)
+	const timeout = 150 * time.Millisecond
+	br := NewBridge(c.a, c.b, BridgeOptions{
+		Timeout:   timeout,
+		OnTimeout: func() { firedAt <- time.Now() },
+	})
+	start := time.Now()
+	br.Start()
+	defer br.Stop()
+	stop := time.After(6 * timeout)
+	for i := uint16(0); ; i++ {
+		select {
+		case at := <-firedAt:
+			if d := at.Sub(start); d < timeout || d > 3*timeout {
+				t.Fatalf("fired %v after the start with b silent all along, want about %v", d, timeout)
+			}
+			return
+		case <-stop:
+			t.Fatalf("no timeout while b sent nothing for %v (a talking all along)", 6*timeout)
+		case <-time.After(20 * time.Millisecond):
+			c.pa.send(c.a.LocalAddr(), rtp(0, i))
+		}
 	}
 }
 
