@@ -87,6 +87,10 @@ type Publisher struct {
 	workCtx context.Context
 	wdone   chan struct{} // closed when the writer has exited
 	done    chan struct{} // closed when the publishing goroutine has exited
+	// connected cuts short the backoff between tries to publish when the
+	// connection comes up: what waited through an outage goes at once,
+	// not up to maxBackoff after NATS is back.
+	connected chan struct{}
 
 	published atomic.Uint64
 	failed    atomic.Uint64
@@ -103,6 +107,10 @@ type message struct {
 	seg     uint64
 	end     int64
 	fromMem bool
+
+	// synced, if set, makes this no event but a Flush waiting for what
+	// was queued before it to reach the disk.
+	synced chan error
 }
 
 var _ call.Publisher = (*Publisher)(nil)
@@ -131,6 +139,8 @@ func Start(ctx context.Context, cfg Config, log zerolog.Logger) (*Publisher, err
 		stop:   make(chan struct{}),
 		wdone:  make(chan struct{}),
 		done:   make(chan struct{}),
+
+		connected: make(chan struct{}, 1),
 	}
 
 	outboxDir := ""
@@ -179,9 +189,11 @@ func Start(ctx context.Context, cfg Config, log zerolog.Logger) (*Publisher, err
 		}),
 		nats.ConnectHandler(func(c *nats.Conn) {
 			plog.Info().Str("url", c.ConnectedUrlRedacted()).Msg("connected to NATS")
+			p.signalConnected()
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) {
 			plog.Info().Str("url", c.ConnectedUrlRedacted()).Msg("reconnected to NATS")
+			p.signalConnected()
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			plog.Error().Err(err).Msg("NATS error")
@@ -337,7 +349,16 @@ func (p *Publisher) Publish(event string, at time.Time, rec call.Record) {
 		// Only a time beyond year 10889 gets here.
 		id, _ = ulid.New(ulid.Now(), rand.Reader)
 	}
-	ids := id.String()
+	p.PublishWithID(id.String(), event, at, rec)
+}
+
+// PublishWithID is Publish with the event's id chosen by the caller: an
+// event published again with the same id (after a crash) is dropped by
+// the stream as a duplicate within its window.
+func (p *Publisher) PublishWithID(ids, event string, at time.Time, rec call.Record) {
+	if at.IsZero() {
+		at = time.Now()
+	}
 	data, err := MarshalEvent(event, ids, at, rec)
 	if err != nil {
 		p.dropped.Add(1)
@@ -358,6 +379,31 @@ func (p *Publisher) Publish(event string, at time.Time, rec call.Record) {
 	default:
 		p.dropped.Add(1)
 		p.log.Error().Str("event", event).Str("call_id", rec.ID).Str("id", ids).Msg("events queue full; event dropped")
+	}
+}
+
+// Flush returns once every event published before it is in the outbox
+// on disk, or with an error when the outbox holds them in memory only (no
+// storage dir, a failing disk), the publisher is closed, or ctx ends.
+func (p *Publisher) Flush(ctx context.Context) error {
+	m := &message{synced: make(chan error, 1)}
+	p.mu.RLock()
+	if p.closed {
+		p.mu.RUnlock()
+		return errors.New("events: publisher closed")
+	}
+	select {
+	case p.queue <- m:
+	case <-ctx.Done():
+		p.mu.RUnlock()
+		return ctx.Err()
+	}
+	p.mu.RUnlock()
+	select {
+	case err := <-m.synced:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -459,10 +505,37 @@ func (p *Publisher) send(m *message, streamReady *bool) (ok, rejected bool) {
 			p.log.Warn().Err(err).Str("id", m.id).Int("queued", p.queued()).Msg("cannot publish events; retrying")
 			logged = true
 		}
-		if !p.sleep(backoff) {
+		connected, ok := p.waitRetry(backoff)
+		if !ok {
 			return false, false
 		}
-		backoff = min(backoff*2, maxBackoff)
+		if connected {
+			backoff = minBackoff
+		} else {
+			backoff = min(backoff*2, maxBackoff)
+		}
+	}
+}
+
+func (p *Publisher) signalConnected() {
+	select {
+	case p.connected <- struct{}{}:
+	default:
+	}
+}
+
+// waitRetry waits d, or less if the connection comes up meanwhile
+// (connected); ok is false when the publisher is closed.
+func (p *Publisher) waitRetry(d time.Duration) (connected, ok bool) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return false, true
+	case <-p.connected:
+		return true, true
+	case <-p.workCtx.Done():
+		return false, false
 	}
 }
 

@@ -761,7 +761,7 @@ func runWriter(queue chan *message, stop <-chan struct{}, o *outbox) {
 		case m := <-queue:
 			batch = append(batch, m)
 			fill()
-			o.put(batch, false)
+			o.putSynced(batch)
 		case <-retry:
 			o.put(nil, false)
 		case <-stop:
@@ -771,7 +771,7 @@ func runWriter(queue chan *message, stop <-chan struct{}, o *outbox) {
 				if len(batch) == 0 {
 					break
 				}
-				o.put(batch, false)
+				o.putSynced(batch)
 				clear(batch)
 				batch = batch[:0]
 			}
@@ -784,5 +784,33 @@ func runWriter(queue chan *message, stop <-chan struct{}, o *outbox) {
 		}
 		clear(batch)
 		batch = batch[:0]
+	}
+}
+
+// putSynced puts batch's events and then answers its Flush markers, each
+// of which follows the events queued before it.
+func (o *outbox) putSynced(batch []*message) {
+	var flushes []chan error
+	msgs := batch[:0]
+	for _, m := range batch {
+		if m.synced != nil {
+			flushes = append(flushes, m.synced)
+		} else {
+			msgs = append(msgs, m)
+		}
+	}
+	o.put(msgs, false)
+	if len(flushes) == 0 {
+		return
+	}
+	var err error
+	switch {
+	case o.dir == "":
+		err = errors.New("events: no outbox on disk; events wait in memory")
+	case o.broken:
+		err = errors.New("events: the outbox is failing; events wait in memory")
+	}
+	for _, c := range flushes {
+		c <- err
 	}
 }
