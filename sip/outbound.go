@@ -31,6 +31,13 @@ type outbound struct {
 	ep       *media.Endpoint
 	localSDP []byte
 	log      *zerolog.Logger
+	// flow is where a phone registered over TCP or TLS is reached: the
+	// far end of its registration's connection.
+	flow string
+
+	// stopDial abandons the INVITE's transaction while it is still being
+	// set up (a TCP connect under way).
+	stopDial context.CancelFunc
 
 	mu          sync.Mutex
 	tx          sipmsg.ClientTransaction
@@ -117,16 +124,35 @@ func (e *Edge) Dial(req call.DialRequest, sink call.Sink) (call.Outbound, error)
 	invite.SetBody(o.localSDP)
 	o.invite = invite
 
+	// A connect to a host that drops SYNs hangs for as long as the dialer
+	// allows (a minute); the call must go on ringing others meanwhile, and
+	// can give the agent up while it hangs.
+	ctx, stopDial := context.WithCancel(context.Background())
+	o.stopDial = stopDial
 	e.dialogs.Store(o.callID, o)
 	in.addLeg(o.close)
-	tx, err := e.client.TransactionRequest(context.Background(), invite, e.prebuilt(true))
-	if err != nil {
-		e.dialogs.CompareAndDelete(o.callID, o)
-		return nil, err
-	}
-	o.tx = tx
-	go o.run(tx)
+	go o.start(ctx)
 	return o, nil
+}
+
+// start sends the INVITE and follows its transaction.
+func (o *outbound) start(ctx context.Context) {
+	tx, err := o.e.client.TransactionRequest(ctx, o.invite, o.e.prebuilt(true))
+	o.stopDial()
+	if err != nil {
+		o.log.Info().Err(err).Str("agent", o.agent).Msg("agent unreachable")
+		o.finish()
+		o.sink.Post(call.Event{Kind: call.AgentFailed, Leg: o})
+		return
+	}
+	o.mu.Lock()
+	o.tx = tx
+	abandoned := o.cancelled && !o.provisional
+	o.mu.Unlock()
+	if abandoned {
+		tx.Terminate()
+	}
+	o.run(tx)
 }
 
 // run follows the INVITE transaction to its end.
@@ -235,8 +261,10 @@ func (o *outbound) inDialogRequest(method sipmsg.RequestMethod, seq uint32) *sip
 }
 
 // Cancel stops ringing. A CANCEL may only follow a provisional response
-// (RFC 3261 9.1); until one comes it is held back, and a phone that never
-// answered at all is given up without one.
+// (RFC 3261 9.1); a phone that sent none is given up without one, and its
+// INVITE is no longer retransmitted: Timer A would go on for the 32 s of
+// Timer B, and a phone that came back meanwhile would ring for a call that
+// has moved on.
 func (o *outbound) Cancel() {
 	o.mu.Lock()
 	if o.answered {
@@ -249,10 +277,15 @@ func (o *outbound) Cancel() {
 		return
 	}
 	o.cancelled = true
-	provisional := o.provisional
+	provisional, tx := o.provisional, o.tx
 	o.mu.Unlock()
 	if provisional {
 		o.sendCancel()
+		return
+	}
+	o.stopDial()
+	if tx != nil {
+		tx.Terminate()
 	}
 }
 
@@ -305,11 +338,18 @@ func (o *outbound) close() {
 	o.closeOnce.Do(func() {
 		o.e.dialogs.CompareAndDelete(o.callID, o)
 		o.mu.Lock()
-		if !o.answered && !o.ended && o.tx != nil && !o.provisional {
-			// Never heard from: nothing to cancel, stop the timers.
-			o.tx.Terminate()
+		neverHeard := !o.answered && !o.ended && !o.provisional
+		if neverHeard {
+			// Nothing to cancel: stop the timers, or the connect.
+			o.cancelled = true
+			if o.tx != nil {
+				o.tx.Terminate()
+			}
 		}
 		o.mu.Unlock()
+		if neverHeard {
+			o.stopDial()
+		}
 		_ = o.ep.Close()
 	})
 }
