@@ -493,8 +493,8 @@ func TestProblems(t *testing.T) {
 			`6:8: media must be a map (key: value), got a list`,
 		}},
 		{"bad_listen", []string{
-			`3:7: sip listen "0.0.0.0:5060": must be udp://host:port or tcp://host:port`,
-			`4:7: sip listen "tls://127.0.0.1:5061": transport "tls" is not supported (use udp or tcp)`,
+			`3:7: sip listen "0.0.0.0:5060": must be udp://host:port, tcp://host:port or tls://host:port`,
+			`4:7: sip listen "sctp://127.0.0.1:5061": transport "sctp" is not supported (use udp, tcp or tls)`,
 			`5:7: sip listen "udp://localhost:5060": host "localhost" must be an IP address`,
 			`6:7: sip listen "udp://127.0.0.1:99999": port "99999" must be 1-65535`,
 		}},
@@ -531,6 +531,20 @@ func TestProblems(t *testing.T) {
 			`35:18: queue "xmas" after_hours must be hangup or voicemail, got "leave"`,
 		}},
 		{"agent_both", []string{`15:52: agent "bob" sip: give either contact or username+password, not both`}},
+		{"bad_digest", []string{
+			`2:28: sip digest_algorithms: "SHA-512-256" is not supported (MD5 or SHA-256)`,
+			`2:41: sip digest_algorithms lists MD5 twice`,
+		}},
+		{"sip_tls_missing", []string{
+			`4:7: a tls:// listener needs sip tls: {cert, key}, the certificate it presents`,
+		}},
+		{"sip_tls_files", []string{
+			`5:15: sip tls: cannot use cert "missing.crt" with key "missing.key": missing.crt: no such file or directory`,
+		}},
+		{"sip_tls_unused", []string{
+			`4:3: sip tls is set but no sip listen entry is tls://host:port`,
+			`4:15: sip tls: cannot use cert "missing.crt" with key "missing.key": missing.crt: no such file or directory`,
+		}},
 		{"http_tls", []string{
 			`3:15: http tls: cannot use cert "missing.crt" with key "missing.key": missing.crt: no such file or directory`,
 		}},
@@ -647,7 +661,7 @@ func TestProblems(t *testing.T) {
 		{"duplicate_key", []string{`13:3: duplicate key "sales" in queues (first on line 11)`}},
 		{"syntax", []string{`12:1: YAML syntax error: did not find expected ',' or ']'`}},
 		{"many", []string{
-			`2:3: unknown key "lisen" in sip (known: listen, advertise)`,
+			`2:3: unknown key "lisen" in sip (known: listen, advertise, tls, digest_algorithms)`,
 			`6:16: trunk "carrier" max_calls must be a whole number of 0 or more, got "-1"`,
 			`9:3: number "+1 555 01": not a valid E.164 number`,
 			`10:29: number "+1 555 010 0002" names flow "nowhere", which is not defined`,

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -138,8 +139,9 @@ func resolvePath(file, p string) string {
 }
 
 func (l *loader) sip(n *yaml.Node, s *SIP) {
-	var listenNode, advertiseNode *yaml.Node
+	var listenNode, advertiseNode, tlsKey *yaml.Node
 	var listens []Listen
+	var tlsListen []*yaml.Node
 	listenSet := false
 	l.fields(n, "sip", []key{
 		{name: "listen", parse: func(_, v *yaml.Node) {
@@ -177,6 +179,9 @@ func (l *loader) sip(n *yaml.Node, s *SIP) {
 				}
 				seen[ln] = true
 				listens = append(listens, ln)
+				if ln.Transport == "tls" {
+					tlsListen = append(tlsListen, it)
+				}
 			}
 		}},
 		{name: "advertise", parse: func(_, v *yaml.Node) {
@@ -198,7 +203,52 @@ func (l *loader) sip(n *yaml.Node, s *SIP) {
 			}
 			s.Advertise = txt
 		}},
+		{name: "tls", parse: func(k, v *yaml.Node) {
+			tlsKey = k
+			s.TLS = l.tlsFiles("sip tls", k, v)
+		}},
+		{name: "digest_algorithms", parse: func(_, v *yaml.Node) {
+			items, ok := l.list(v, "sip digest_algorithms")
+			if !ok {
+				return
+			}
+			if len(items) == 0 {
+				l.problem(v, "sip digest_algorithms is empty: give MD5, SHA-256 or both, the preferred first")
+				return
+			}
+			var algs []string
+			for _, it := range items {
+				txt, present, ok := l.str(it, "sip digest_algorithms")
+				if !present || !ok {
+					continue
+				}
+				var alg string
+				switch strings.ToUpper(txt) {
+				case "MD5":
+					alg = "MD5"
+				case "SHA-256":
+					alg = "SHA-256"
+				default:
+					l.problem(it, "sip digest_algorithms: %q is not supported (MD5 or SHA-256)", txt)
+					continue
+				}
+				if slices.Contains(algs, alg) {
+					l.problem(it, "sip digest_algorithms lists %s twice", alg)
+					continue
+				}
+				algs = append(algs, alg)
+			}
+			s.DigestAlgorithms = algs
+		}},
 	})
+	switch {
+	case tlsKey == nil && len(tlsListen) > 0:
+		for _, n := range tlsListen {
+			l.problem(n, "a tls:// listener needs sip tls: {cert, key}, the certificate it presents")
+		}
+	case tlsKey != nil && len(tlsListen) == 0 && listenSet:
+		l.problem(tlsKey, "sip tls is set but no sip listen entry is tls://host:port")
+	}
 	if !listenSet {
 		for _, d := range []string{DefaultSIPListenUDP, DefaultSIPListenTCP} {
 			ln, _ := parseListen(d)
@@ -216,17 +266,17 @@ func (l *loader) sip(n *yaml.Node, s *SIP) {
 	}
 }
 
-// parseListen reads "udp://host:port"; the host must be an IP literal
+// parseListen reads "udp://host:port" (or tcp://, tls://); the host must be an IP literal
 // because the SIP side binds exactly that address.
 func parseListen(s string) (Listen, string) {
-	const form = "must be udp://host:port or tcp://host:port"
+	const form = "must be udp://host:port, tcp://host:port or tls://host:port"
 	scheme, rest, ok := strings.Cut(s, "://")
 	if !ok {
 		return Listen{}, form
 	}
 	scheme = strings.ToLower(scheme)
-	if scheme != "udp" && scheme != "tcp" {
-		return Listen{}, fmt.Sprintf("transport %q is not supported (use udp or tcp)", scheme)
+	if scheme != "udp" && scheme != "tcp" && scheme != "tls" {
+		return Listen{}, fmt.Sprintf("transport %q is not supported (use udp, tcp or tls)", scheme)
 	}
 	host, port, err := net.SplitHostPort(rest)
 	if err != nil {
@@ -375,33 +425,33 @@ func (l *loader) http(n *yaml.Node, h *HTTP) {
 				h.AdminToken = txt
 			}
 		}},
-		{name: "tls", parse: func(k, v *yaml.Node) { h.TLS = l.httpTLS(k, v) }},
+		// Browsers give the softphone a microphone only on https (or on
+		// localhost), so agents on other machines need it.
+		{name: "tls", parse: func(k, v *yaml.Node) { h.TLS = l.tlsFiles("http tls", k, v) }},
 	})
 }
 
-// httpTLS reads http.tls: {cert, key}. Browsers give the softphone a
-// microphone only on https (or on localhost), so agents on other machines
-// need it. The pair is loaded here so a bad file fails `check`, not the
-// first agent.
-func (l *loader) httpTLS(k, v *yaml.Node) *HTTPTLS {
-	t := &HTTPTLS{}
+// tlsFiles reads a {cert, key} pair (http.tls, sip.tls). The pair is
+// loaded here so a bad file fails `check`, not the first agent or carrier
+// that connects.
+func (l *loader) tlsFiles(section string, k, v *yaml.Node) *TLSFiles {
+	t := &TLSFiles{}
 	var certNode, keyNode *yaml.Node
 	written := map[string]string{}
 	path := func(dst *string, node **yaml.Node, name string) func(_, v *yaml.Node) {
 		return func(_, v *yaml.Node) {
-			if txt, present, ok := l.str(v, "http tls "+name); present && ok && txt != "" {
+			if txt, present, ok := l.str(v, section+" "+name); present && ok && txt != "" {
 				*dst, *node = resolvePath(l.file, txt), v
 				written[name] = txt
 			}
 		}
 	}
-	l.fields(v, "http tls", []key{
+	l.fields(v, section, []key{
 		{name: "cert", parse: path(&t.Cert, &certNode, "cert")},
 		{name: "key", parse: path(&t.Key, &keyNode, "key")},
 	})
-	switch {
-	case certNode == nil || keyNode == nil:
-		l.problem(k, "http tls needs both cert and key, PEM files like tls: {cert: edge.crt, key: edge.key}")
+	if certNode == nil || keyNode == nil {
+		l.problem(k, "%s needs both cert and key, PEM files like tls: {cert: edge.crt, key: edge.key}", section)
 		return nil
 	}
 	if _, err := tls.LoadX509KeyPair(t.Cert, t.Key); err != nil {
@@ -409,7 +459,7 @@ func (l *loader) httpTLS(k, v *yaml.Node) *HTTPTLS {
 		if errors.As(err, &pe) {
 			err = fmt.Errorf("%s: %w", filepath.Base(pe.Path), pe.Err)
 		}
-		l.problem(certNode, "http tls: cannot use cert %q with key %q: %v", written["cert"], written["key"], err)
+		l.problem(certNode, "%s: cannot use cert %q with key %q: %v", section, written["cert"], written["key"], err)
 		return nil
 	}
 	return t

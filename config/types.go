@@ -55,7 +55,7 @@ type Recording struct {
 
 // Listen is one transport the SIP side answers on.
 type Listen struct {
-	Transport string         // "udp" or "tcp"
+	Transport string         // "udp", "tcp" or "tls"
 	Addr      netip.AddrPort // host and port to bind
 }
 
@@ -64,6 +64,12 @@ type SIP struct {
 	Listen []Listen
 	// Advertise is the address written into Via, Contact and SDP.
 	Advertise string
+	// TLS is the certificate tls:// listeners present; set exactly when
+	// one is configured.
+	TLS *TLSFiles
+	// DigestAlgorithms are those the registrar challenges phones with,
+	// the preferred first ("MD5", "SHA-256"); empty means MD5 alone.
+	DigestAlgorithms []string
 }
 
 // Media is the `media` section.
@@ -80,12 +86,12 @@ type HTTP struct {
 	Listen     string
 	AdminToken string
 	// TLS, if set, serves https (and wss for the softphone).
-	TLS *HTTPTLS
+	TLS *TLSFiles
 }
 
-// HTTPTLS is the certificate and key of the https listener, as absolute
-// paths to PEM files.
-type HTTPTLS struct {
+// TLSFiles are a certificate (chain) and its key, as absolute paths to PEM
+// files.
+type TLSFiles struct {
 	Cert, Key string
 }
 

@@ -34,6 +34,14 @@ type Sources struct {
 	Keys          func(f func(via string, n uint64))
 	Recordings    func() RecordingStats
 	Softphones    func() SoftphoneStats
+	// SIPDropped, SIPBlockedSources and RegisterLockouts are the SIP
+	// guard's figures; optional.
+	SIPDropped        func(f func(reason string, n uint64))
+	SIPBlockedSources func() int
+	RegisterLockouts  func(f func(by string, n uint64))
+	// Journal is the call journal's failed writes and dropped records;
+	// optional.
+	Journal func() (errors, dropped uint64)
 }
 
 // SoftphoneStats count the agents whose softphone page is connected.
@@ -128,6 +136,34 @@ func writeMetrics(w io.Writer, src Sources, outcomes *Outcomes) {
 		fmt.Fprintln(w, "# HELP callsign_prompt_packets_sent_total RTP packets of prompts sent to callers.")
 		fmt.Fprintln(w, "# TYPE callsign_prompt_packets_sent_total counter")
 		fmt.Fprintf(w, "callsign_prompt_packets_sent_total %d\n", src.PromptPackets())
+	}
+	if src.SIPDropped != nil {
+		fmt.Fprintln(w, "# HELP callsign_sip_dropped_total SIP messages dropped unanswered, by reason (rate_limit: from a source blocked for its request rate; scanner: a SIP scanner's requests).")
+		fmt.Fprintln(w, "# TYPE callsign_sip_dropped_total counter")
+		src.SIPDropped(func(reason string, n uint64) {
+			fmt.Fprintf(w, "callsign_sip_dropped_total{reason=%q} %d\n", reason, n)
+		})
+	}
+	if src.SIPBlockedSources != nil {
+		fmt.Fprintln(w, "# HELP callsign_sip_blocked_sources Sources blocked for sending too many requests.")
+		fmt.Fprintln(w, "# TYPE callsign_sip_blocked_sources gauge")
+		fmt.Fprintf(w, "callsign_sip_blocked_sources %d\n", src.SIPBlockedSources())
+	}
+	if src.RegisterLockouts != nil {
+		fmt.Fprintln(w, "# HELP callsign_register_lockouts_total Lockouts of registrations after failed attempts, by what was locked out (source, username).")
+		fmt.Fprintln(w, "# TYPE callsign_register_lockouts_total counter")
+		src.RegisterLockouts(func(by string, n uint64) {
+			fmt.Fprintf(w, "callsign_register_lockouts_total{by=%q} %d\n", by, n)
+		})
+	}
+	if src.Journal != nil {
+		errs, dropped := src.Journal()
+		fmt.Fprintln(w, "# HELP callsign_journal_errors_total Failed writes of the call journal (the calls go on; a crash meanwhile may leave them without a call.completed).")
+		fmt.Fprintln(w, "# TYPE callsign_journal_errors_total counter")
+		fmt.Fprintf(w, "callsign_journal_errors_total %d\n", errs)
+		fmt.Fprintln(w, "# HELP callsign_journal_dropped_total Call journal records dropped because its writer fell behind.")
+		fmt.Fprintln(w, "# TYPE callsign_journal_dropped_total counter")
+		fmt.Fprintf(w, "callsign_journal_dropped_total %d\n", dropped)
 	}
 	if src.Keys != nil {
 		fmt.Fprintln(w, "# HELP callsign_dtmf_keys_total Keys callers pressed, by how they reached the edge.")

@@ -35,7 +35,13 @@ func (e *Edge) onInvite(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
 	src, _ := sourceAddr(req)
 	trunk := s.trunkFor(src)
 	if trunk == nil {
-		e.log.Info().Str("source", req.Source()).Str("sip_call_id", callID(req)).Msg("INVITE from outside every trunk refused")
+		if log, suppressed := e.strangers.note(src); log {
+			ev := e.log.Info().Str("source", req.Source()).Str("sip_call_id", callID(req))
+			if suppressed > 0 {
+				ev = ev.Int("suppressed", suppressed)
+			}
+			ev.Msg("INVITE from outside every trunk refused")
+		}
 		e.respond(tx, req, 403, "Forbidden")
 		return
 	}

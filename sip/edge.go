@@ -7,6 +7,7 @@ package sip
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"maps"
@@ -48,6 +49,12 @@ type Options struct {
 	// legs are bridged when they offer a media.Peer (MediaPeer), and
 	// closed with the call when they have a Close method.
 	Softphone call.Dialer
+	// TLS serves the tls:// listeners; it must be set when one is
+	// configured.
+	TLS *tls.Config
+	// Guard tunes the defences against floods, scanners and password
+	// guessing; its zero value is DefaultGuard.
+	Guard GuardOptions
 }
 
 // Edge answers carriers and rings agents.
@@ -59,8 +66,13 @@ type Edge struct {
 	client    *sipgo.Client
 	deps      call.Deps
 	registrar *Registrar
+	guard     *guard
 	stats     Stats
 	malformed *malformedLog
+	// strangers limits the lines about INVITEs from outside the trunks,
+	// which a flood from many addresses would otherwise write by the
+	// thousand.
+	strangers *malformedLog
 	// parser checks datagrams before sipgo gets them; it keeps no state
 	// between messages.
 	parser *sipmsg.Parser
@@ -68,6 +80,9 @@ type Edge struct {
 	settings atomic.Pointer[settings]
 
 	dialogs sync.Map // SIP Call-ID → *inbound or *outbound
+	// recovered are the carrier legs of calls ended by the edge's last
+	// stop, answered for a while after the start (recovered.go).
+	recovered atomic.Pointer[recoveredCalls]
 
 	// trunk load, by trunk name; entries live as long as the edge.
 	trunkMu   sync.Mutex
@@ -98,6 +113,8 @@ func New(opts Options) (*Edge, error) {
 		trunkLoad: map[string]*trunkLoad{},
 		listen:    map[string]netip.AddrPort{},
 		malformed: newMalformedLog(opts.Clock.Now),
+		strangers: newMalformedLog(opts.Clock.Now),
+		guard:     newGuard(opts.Guard, opts.Clock.Now),
 		parser:    sipmsg.NewParser(),
 	}
 	e.apply(opts.Config)
@@ -110,7 +127,7 @@ func New(opts Options) (*Edge, error) {
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent("callsign"),
 		sipgo.WithUserAgentHostname(opts.Config.SIP.Advertise),
-		sipgo.WithUserAgentTransportLayerOptions(sipmsg.WithTransportLayerReadFilter(e.readFilter)),
+		sipgo.WithUserAgentTransportLayerOptions(sipmsg.WithTransportLayerReadFilter(e.guardedReadFilter)),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("sip user agent: %w", err)
@@ -145,13 +162,13 @@ func New(opts Options) (*Edge, error) {
 // every other method; the fuzz test drives them as sipgo does.
 func (e *Edge) handlers() (map[sipmsg.RequestMethod]sipgo.RequestHandler, sipgo.RequestHandler) {
 	return map[sipmsg.RequestMethod]sipgo.RequestHandler{
-		sipmsg.INVITE:   e.sane(e.onInvite),
-		sipmsg.ACK:      e.sane(e.onAck),
-		sipmsg.BYE:      e.sane(e.onBye),
-		sipmsg.CANCEL:   e.sane(e.onCancel),
+		sipmsg.INVITE:   e.sane(e.afterRestart(e.onInvite)),
+		sipmsg.ACK:      e.sane(e.afterRestart(e.onAck)),
+		sipmsg.BYE:      e.sane(e.afterRestart(e.onBye)),
+		sipmsg.CANCEL:   e.sane(e.afterRestart(e.onCancel)),
 		sipmsg.OPTIONS:  e.sane(e.onOptions),
 		sipmsg.REGISTER: e.sane(e.onRegister),
-	}, e.sane(e.onOther)
+	}, e.sane(e.afterRestart(e.onOther))
 }
 
 // apply puts a configuration in force for new calls.
@@ -193,6 +210,18 @@ func (e *Edge) Start(ctx context.Context) error {
 			e.tcpLns = append(e.tcpLns, ln)
 			e.setListen("tcp", ln.Addr())
 			go func() { _ = e.srv.ServeTCP(checkedListener{Listener: ln, e: e}) }()
+		case "tls":
+			if e.opts.TLS == nil {
+				return fmt.Errorf("sip: listen tls %s: no certificate (sip tls)", l.Addr)
+			}
+			ln, err := net.Listen("tcp", l.Addr.String())
+			if err != nil {
+				return fmt.Errorf("sip: listen tls %s: %w", l.Addr, err)
+			}
+			e.tcpLns = append(e.tcpLns, ln)
+			e.setListen("tls", ln.Addr())
+			tln := tls.NewListener(ln, e.opts.TLS)
+			go func() { _ = e.srv.ServeTLS(checkedListener{Listener: tln, e: e}) }()
 		default:
 			return fmt.Errorf("sip: transport %q is not supported", l.Transport)
 		}
@@ -216,7 +245,7 @@ func (e *Edge) setListen(transport string, a net.Addr) {
 	e.listenMu.Unlock()
 }
 
-// ListenAddr is where the edge listens on transport ("udp", "tcp"), once
+// ListenAddr is where the edge listens on transport ("udp", "tcp", "tls"), once
 // started.
 func (e *Edge) ListenAddr(transport string) (netip.AddrPort, bool) {
 	e.listenMu.Lock()
@@ -353,8 +382,8 @@ func (e *Edge) contact(transport string) *sipmsg.ContactHeader {
 	c := &sipmsg.ContactHeader{Address: sipmsg.Uri{
 		Scheme: "sip", User: "callsign", Host: e.settings.Load().cfg.SIP.Advertise, Port: port,
 	}}
-	if sipmsg.NetworkToLower(transport) == "tcp" {
-		c.Address.UriParams = sipmsg.HeaderParams{{K: "transport", V: "tcp"}}
+	if t := sipmsg.NetworkToLower(transport); t == "tcp" || t == "tls" {
+		c.Address.UriParams = sipmsg.HeaderParams{{K: "transport", V: t}}
 	}
 	return c
 }

@@ -102,6 +102,13 @@ func (e *Edge) Dial(req call.DialRequest, sink call.Sink) (call.Outbound, error)
 	if t, ok := target.UriParams.Get("transport"); ok && t != "" {
 		transport = sipmsg.NetworkToUpper(t)
 	}
+	if agent.SIP.Contact == "" {
+		if dest, t, ok := e.registrar.Flow(agent.SIP.Username); ok {
+			transport = t
+			invite.SetDestination(dest)
+			o.flow = dest
+		}
+	}
 	invite.SetTransport(transport)
 	// The agent learns the caller's number and name, nothing else of the
 	// carrier's side.
@@ -257,6 +264,11 @@ func (o *outbound) inDialogRequest(method sipmsg.RequestMethod, seq uint32) *sip
 	mf := sipmsg.MaxForwardsHeader(70)
 	req.AppendHeader(&mf)
 	req.SetTransport(o.invite.Transport())
+	if len(rrs) == 0 && o.flow != "" {
+		// A phone reached on its registration's connection stays
+		// reached on it.
+		req.SetDestination(o.flow)
+	}
 	return req
 }
 

@@ -2,9 +2,11 @@ package sip
 
 import (
 	"bytes"
+	"crypto/tls"
 	"net"
 	"strconv"
 	"strings"
+	"time"
 
 	sipmsg "github.com/emiago/sipgo/sip"
 )
@@ -38,9 +40,26 @@ type checkedConn struct {
 	in  []byte   // read, not yet framed
 	out [][]byte // framed, for sipgo, in order
 	err error
+	// handshaken: a TLS connection's handshake has been run (and
+	// bounded in time).
+	handshaken bool
 }
 
+const tlsHandshakeTimeout = 10 * time.Second
+
 func (c *checkedConn) Read(p []byte) (int, error) {
+	if tc, ok := c.Conn.(*tls.Conn); ok && !c.handshaken {
+		// A peer that connects and never finishes the handshake would
+		// hold this connection's goroutine for good.
+		c.handshaken = true
+		_ = tc.SetDeadline(time.Now().Add(tlsHandshakeTimeout))
+		if err := tc.Handshake(); err != nil {
+			c.e.log.Debug().Err(err).Str("from", tc.RemoteAddr().String()).Msg("sip tls handshake failed")
+			c.err = err
+			return 0, err
+		}
+		_ = tc.SetDeadline(time.Time{})
+	}
 	for len(c.out) == 0 {
 		if c.err != nil {
 			return 0, c.err
@@ -94,6 +113,9 @@ func (c *checkedConn) frame() {
 		}
 		msg := bytes.Clone(c.in[:size])
 		c.in = c.in[size:]
+		if !c.e.admit(c.RemoteAddr(), msg) {
+			continue // dropped by the guard, unanswered
+		}
 		if code, reason := c.e.checkMessage(msg); code != 0 {
 			c.answer(msg, code, reason)
 			continue

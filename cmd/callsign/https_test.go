@@ -64,8 +64,8 @@ func writeCert(t *testing.T, dir, cn string) (certFile, keyFile string, cert *x5
 func TestHTTPSCertificateReloads(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile, first := writeCert(t, dir, "first")
-	cfg := &config.Config{HTTP: config.HTTP{TLS: &config.HTTPTLS{Cert: certFile, Key: keyFile}}}
-	var c certificate
+	cfg := &config.Config{HTTP: config.HTTP{TLS: &config.TLSFiles{Cert: certFile, Key: keyFile}}}
+	c := &certificate{name: "http tls", files: func(c *config.Config) *config.TLSFiles { return c.HTTP.TLS }}
 	tlsConf, err := c.config(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -179,17 +179,35 @@ func serveConfig(cfg *config.Config, path string, drainTimeout time.Duration, lo
 	var adminToken atomic.Pointer[string]
 	adminToken.Store(&cfg.HTTP.AdminToken)
 	outcomes := ops.NewOutcomes()
+	journal, recovered, err := openJournal(cfg.Storage.Dir, pub, outcomes.Count, log)
+	if err != nil {
+		return err
+	}
+	// Closed once the drain is over: what it leaves is the calls the
+	// drain ran out of time for, ended at the next start.
+	defer journal.Close()
 	phones := softphone.New(softphone.Options{
 		Config: cfg, Ports: ports, Address: candidateAddr(cfg), Log: log,
 	})
 	defer phones.Close()
 	router.SetPresence(phones.Available)
+	sipCert := &certificate{name: "sip tls", files: func(c *config.Config) *config.TLSFiles { return c.SIP.TLS }}
+	sipTLS, err := sipCert.config(cfg)
+	if err != nil {
+		return err
+	}
+	guard := sip.DefaultGuard()
+	if len(cfg.SIP.DigestAlgorithms) > 0 {
+		guard.DigestAlgorithms = cfg.SIP.DigestAlgorithms
+	}
 	edge, err := sip.New(sip.Options{
+		TLS:       sipTLS,
+		Guard:     guard,
 		Config:    cfg,
 		Router:    router,
 		Ports:     ports,
 		Meter:     meter,
-		Publisher: pub,
+		Publisher: journal,
 		Clock:     call.SystemClock{},
 		Log:       log,
 		NewID:     func() string { return ulid.Make().String() },
@@ -201,10 +219,11 @@ func serveConfig(cfg *config.Config, path string, drainTimeout time.Duration, lo
 	if err != nil {
 		return err
 	}
+	edge.Recovered(recovered, sip.RecoveredKeep)
 	if err := edge.Start(ctx); err != nil {
 		return err
 	}
-	var httpCert certificate
+	httpCert := &certificate{name: "http tls", files: func(c *config.Config) *config.TLSFiles { return c.HTTP.TLS }}
 	tlsConf, err := httpCert.config(cfg)
 	if err != nil {
 		return err
@@ -225,6 +244,10 @@ func serveConfig(cfg *config.Config, path string, drainTimeout time.Duration, lo
 			s := phones.Stats()
 			return ops.SoftphoneStats{Connected: s.Connected, Available: s.Available, Busy: s.Busy}
 		},
+		SIPDropped:        edge.Dropped,
+		SIPBlockedSources: edge.BlockedSources,
+		RegisterLockouts:  edge.RegisterLockouts,
+		Journal:           journal.Stats,
 	}, outcomes, ops.API{
 		Token:          func() string { return *adminToken.Load() },
 		PauseRecording: pauseRecording(recordings),
@@ -235,7 +258,7 @@ func serveConfig(cfg *config.Config, path string, drainTimeout time.Duration, lo
 	}
 	ev := log.Info().Str("version", version).Str("config", path).Str("http", httpAddr.String()).
 		Str("nats", pub.ClientURL()).Int("numbers", len(cfg.Numbers))
-	for _, t := range []string{"udp", "tcp"} {
+	for _, t := range []string{"udp", "tcp", "tls"} {
 		if ap, ok := edge.ListenAddr(t); ok {
 			ev = ev.Str("sip_"+t, ap.String())
 		}
@@ -247,7 +270,7 @@ func serveConfig(cfg *config.Config, path string, drainTimeout time.Duration, lo
 	defer signal.Stop(sigs)
 	for sig := range sigs {
 		if sig == syscall.SIGHUP {
-			reload(path, router, edge, phones, &adminToken, &httpCert, log)
+			reload(path, router, edge, phones, &adminToken, []*certificate{httpCert, sipCert}, log)
 			continue
 		}
 		break
@@ -257,7 +280,7 @@ func serveConfig(cfg *config.Config, path string, drainTimeout time.Duration, lo
 
 // reload puts a new configuration in force for new calls, or keeps the
 // old one when the new one has problems.
-func reload(path string, router *routing.Router, edge *sip.Edge, phones *softphone.Hub, adminToken *atomic.Pointer[string], httpCert *certificate, log zerolog.Logger) {
+func reload(path string, router *routing.Router, edge *sip.Edge, phones *softphone.Hub, adminToken *atomic.Pointer[string], certs []*certificate, log zerolog.Logger) {
 	cfg, err := config.Load(path)
 	if err != nil {
 		var problems config.Errors
@@ -273,29 +296,46 @@ func reload(path string, router *routing.Router, edge *sip.Edge, phones *softpho
 	router.Swap(routing.NewTable(cfg))
 	edge.Reload(cfg)
 	phones.Reload(cfg)
-	if err := httpCert.reload(cfg); err != nil {
-		log.Warn().Err(err).Msg("https certificate not reloaded")
+	for _, c := range certs {
+		if err := c.reload(cfg); err != nil {
+			log.Warn().Err(err).Msg("certificate not reloaded")
+		}
 	}
 	adminToken.Store(&cfg.HTTP.AdminToken)
 	log.Info().Str("summary", cfg.Summary()).Msg("configuration reloaded; listeners, media ports and events settings apply at the next start")
 }
 
-// certificate is the https listener's certificate, which a reload
-// replaces so that a renewed certificate needs no restart.
+// certificate is a listener's certificate (https or SIP over TLS), which
+// a reload replaces so that a renewed certificate needs no restart.
 type certificate struct {
-	cert atomic.Pointer[tls.Certificate]
+	name  string // the config section, for errors
+	files func(*config.Config) *config.TLSFiles
+	cert  atomic.Pointer[tls.Certificate]
 }
 
-// config is the listener's TLS configuration, nil for plain http.
+// strongSuites are the TLS 1.2 suites offered: forward secrecy and AEAD
+// only. TLS 1.3 suites are not configurable and all qualify.
+var strongSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
+
+// config is the listener's TLS configuration, nil when the section has
+// no certificate.
 func (c *certificate) config(cfg *config.Config) (*tls.Config, error) {
-	if cfg.HTTP.TLS == nil {
+	if c.files(cfg) == nil {
 		return nil, nil
 	}
 	if err := c.reload(cfg); err != nil {
 		return nil, err
 	}
 	return &tls.Config{
-		MinVersion: tls.VersionTLS12,
+		MinVersion:   tls.VersionTLS12,
+		CipherSuites: strongSuites,
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 			return c.cert.Load(), nil
 		},
@@ -303,12 +343,13 @@ func (c *certificate) config(cfg *config.Config) (*tls.Config, error) {
 }
 
 func (c *certificate) reload(cfg *config.Config) error {
-	if cfg.HTTP.TLS == nil {
+	f := c.files(cfg)
+	if f == nil {
 		return nil
 	}
-	pair, err := tls.LoadX509KeyPair(cfg.HTTP.TLS.Cert, cfg.HTTP.TLS.Key)
+	pair, err := tls.LoadX509KeyPair(f.Cert, f.Key)
 	if err != nil {
-		return fmt.Errorf("http tls: %w", err)
+		return fmt.Errorf("%s: %w", c.name, err)
 	}
 	c.cert.Store(&pair)
 	return nil
