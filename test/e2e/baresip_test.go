@@ -68,6 +68,14 @@ type baresipProc struct {
 
 func startBaresip(t *testing.T, e *edge) *baresipProc {
 	t.Helper()
+	return startBaresipAt(t, e.sipTarget(), "", "")
+}
+
+// startBaresipAt starts baresip registering bob at registrar (host:port);
+// uriParams are added to the account's URI (";transport=tls"), and
+// caFile, if set, is the one certificate it trusts.
+func startBaresipAt(t *testing.T, registrar, uriParams, caFile string) *baresipProc {
+	t.Helper()
 	p := &baresipProc{dir: t.TempDir(), sipPort: freePort(t), rtpPort: mediaPort(t), out: &syncBuffer{}, done: make(chan struct{})}
 	p.heard = filepath.Join(p.dir, "heard")
 	if err := os.Mkdir(p.heard, 0o700); err != nil {
@@ -75,6 +83,10 @@ func startBaresip(t *testing.T, e *edge) *baresipProc {
 	}
 	source := filepath.Join(p.dir, "say.wav")
 	writeToneWAV(t, source, 440, 5*time.Second)
+	ca := ""
+	if caFile != "" {
+		ca = "sip_cafile\t\t" + caFile + "\n"
+	}
 	cfg := fmt.Sprintf(`poll_method		poll
 sip_listen		127.0.0.1:%d
 rtp_ports		%d-%d
@@ -83,15 +95,15 @@ audio_source		aufile,%s
 audio_alert		aufile,%s
 audio_srate		8000
 audio_channels		1
-module_path		/usr/lib/baresip/modules
+%smodule_path		/usr/lib/baresip/modules
 module			g711.so
 module			aufile.so
 module			sndfile.so
 module_app		account.so
 module_app		menu.so
-`, p.sipPort, p.rtpPort, p.rtpPort+1, p.heard, source, filepath.Join(p.dir, "alert.wav"))
-	account := fmt.Sprintf("<sip:bob@%s>;auth_pass=%s;answermode=auto;regint=600;audio_codecs=PCMA,PCMU\n",
-		e.sipTarget(), bobPassword)
+`, p.sipPort, p.rtpPort, p.rtpPort+1, p.heard, source, filepath.Join(p.dir, "alert.wav"), ca)
+	account := fmt.Sprintf("<sip:bob@%s%s>;auth_pass=%s;answermode=auto;regint=600;audio_codecs=PCMA,PCMU\n",
+		registrar, uriParams, bobPassword)
 	for name, body := range map[string]string{"config": cfg, "accounts": account} {
 		if err := os.WriteFile(filepath.Join(p.dir, name), []byte(body), 0o600); err != nil {
 			t.Fatal(err)

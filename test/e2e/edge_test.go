@@ -55,9 +55,16 @@ type edgeConfig struct {
 	// Recording, if set, is the body of the recording section (indented
 	// by two spaces).
 	Recording string
+	// TLS adds a tls:// listener (edge.tlsPort) with a self-signed
+	// certificate for 127.0.0.1 (edge.certFile).
+	TLS bool
 	// BeforeStart, if set, runs with the storage directory before the
 	// edge starts, to leave files there as an earlier run would have.
 	BeforeStart func(storageDir string)
+	// NATSPort, if set, is the port of a NATS server on 127.0.0.1 that the
+	// test runs (and may stop): the edge publishes there instead of
+	// running its own embedded server.
+	NATSPort int
 }
 
 type queueConfig struct {
@@ -85,6 +92,10 @@ sip:
   listen:
     - udp://127.0.0.1:{{.SIPPort}}
     - tcp://127.0.0.1:{{.SIPPort}}
+{{- if .Cfg.TLS}}
+    - tls://127.0.0.1:{{.TLSPort}}
+  tls: {cert: {{.CertFile}}, key: {{.KeyFile}}}
+{{- end}}
   advertise: 127.0.0.1
 
 media:
@@ -97,9 +108,14 @@ http:
   admin_token: e2e-admin-token
 
 events:
+{{- if .Cfg.NATSPort}}
+  nats: nats://127.0.0.1:{{.NATSPort}}
+  subject_prefix: callsign
+{{- else}}
   nats: embedded
   subject_prefix: callsign
   embedded_listen: 127.0.0.1:{{.NATSPort}}
+{{- end}}
 
 storage:
   dir: {{.StorageDir}}
@@ -167,6 +183,8 @@ type edge struct {
 	dir             string
 	configPath      string
 	sipPort         int
+	tlsPort         int
+	certFile        string // the tls:// listener's certificate, PEM
 	httpPort        int
 	natsPort        int
 	rtpLow, rtpHigh int
@@ -258,13 +276,24 @@ func startEdge(t *testing.T, cfg edgeConfig) *edge {
 		exited:   make(chan struct{}),
 		log:      &syncBuffer{},
 	}
+	if cfg.NATSPort != 0 {
+		e.natsPort = cfg.NATSPort
+	}
 	// 40 ports: room for both legs of a handful of calls, and an odd
 	// neighbour for each even port an edge might use for RTCP.
 	e.rtpLow = freePorts(t, 40)
 	e.rtpHigh = e.rtpLow + 39
 
+	var keyFile string
+	if cfg.TLS {
+		e.tlsPort = freePort(t)
+		e.certFile, keyFile = writeCertificate(t, e.dir)
+	}
 	var buf bytes.Buffer
 	err := configTemplate.Execute(&buf, map[string]any{
+		"TLSPort":    e.tlsPort,
+		"CertFile":   e.certFile,
+		"KeyFile":    keyFile,
 		"SIPPort":    e.sipPort,
 		"HTTPPort":   e.httpPort,
 		"NATSPort":   e.natsPort,
