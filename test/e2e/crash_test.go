@@ -1,0 +1,250 @@
+package e2e
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// carrierCall is a call a raw carrier socket placed to the tracking number.
+type carrierCall struct {
+	r      *rawSIP
+	invite *rawReq
+	toTag  string // the edge's tag, once it answered or rang
+}
+
+// carrierOffer is an SDP offer of PCMA on port, where the test reads
+// (and drops) the RTP the edge sends.
+func carrierOffer(port int) string {
+	return strings.Replace(offerSDP, "m=audio 9 ", fmt.Sprintf("m=audio %d ", port), 1)
+}
+
+// rtpSink is a UDP socket that takes a call's RTP, so the edge's packets
+// land somewhere; closed when the test ends.
+func rtpSink(t *testing.T) int {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			if _, _, err := pc.ReadFrom(buf); err != nil {
+				return
+			}
+		}
+	}()
+	return pc.LocalAddr().(*net.UDPAddr).Port
+}
+
+func placeCall(t *testing.T, e *edge) *carrierCall {
+	t.Helper()
+	r := dialRaw(t, e, "udp")
+	q := &rawReq{Method: "INVITE", URI: "sip:" + dialedUser + "@" + e.sipTarget(), Body: carrierOffer(rtpSink(t))}
+	r.send(r.request(q))
+	return &carrierCall{r: r, invite: q}
+}
+
+// waitResponse reads until a response to the INVITE with code comes.
+func (c *carrierCall) waitResponse(t *testing.T, code int, within time.Duration) sipMsg {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		m, ok := c.r.read(deadline)
+		if !ok {
+			t.Fatalf("no %d to INVITE %s within %s", code, c.invite.CallID, within)
+		}
+		if m.cseqMethod() == "INVITE" && m.status() == code {
+			c.toTag = tagOf(m.header("To"))
+			return m
+		}
+		if m.cseqMethod() == "INVITE" && m.status() >= 300 {
+			t.Fatalf("INVITE %s got %s, want %d", c.invite.CallID, m.Start, code)
+		}
+	}
+}
+
+// inDialog is a request of the carrier within the call's dialog.
+func (c *carrierCall) inDialog(method string, cseq int, body string) *rawReq {
+	return &rawReq{
+		Method: method, URI: c.invite.URI, CallID: c.invite.CallID, FromTag: c.invite.FromTag,
+		ToTag: c.toTag, CSeq: fmt.Sprintf("%d %s", cseq, method), Body: body,
+	}
+}
+
+// TestCrashEndsCallsLeftUp: the edge is killed (SIGKILL) with one call
+// talking and one waiting for an agent. At its next start, from its
+// journal, each gets exactly one call.completed (hangup_by edge), the
+// waiting one a call.missed (missed_reason error) too, ended when the
+// killed edge was last alive; and what the carrier still sends for those
+// calls gets sensible answers, never a second call.
+func TestCrashEndsCallsLeftUp(t *testing.T) {
+	t.Parallel()
+	requireEdge(t)
+	answerer := startSipp(t, "answerer", sippOpts{Scenario: "agent-answer.xml", Calls: 1, Timeout: 60 * time.Second})
+	ringer := startSipp(t, "ringer", sippOpts{Scenario: "agent-noanswer.xml", Timeout: 60 * time.Second})
+	e := startEdge(t, edgeConfig{
+		Queue: queueConfig{
+			RingTimeout: "40s",
+			// The waiting call rings the second tier: the first is busy.
+			Agents: []string{"{id: answerer, priority: 1}", "{id: ringer, priority: 2}"},
+		},
+		Agents: []agentConfig{fixedAgent("answerer", "Answerer", answerer), fixedAgent("ringer", "Ringer", ringer)},
+	})
+
+	talking := placeCall(t, e)
+	talking.waitResponse(t, 200, 15*time.Second)
+	talking.r.send(talking.r.request(talking.inDialog("ACK", 1, "")))
+	answered := e.events.wait(t, "call.answered", bySIPCallID(talking.invite.CallID), eventDeadline)
+
+	waiting := placeCall(t, e)
+	waiting.waitResponse(t, 180, 15*time.Second)
+	started := e.events.wait(t, "call.started", bySIPCallID(waiting.invite.CallID), eventDeadline)
+
+	// Past an alive tick of the journal after the answer.
+	time.Sleep(2 * time.Second)
+	e.kill9(t)
+	killedAt := time.Now()
+	answerer.kill()
+	ringer.kill()
+	time.Sleep(time.Second)
+	restartAt := time.Now()
+	e.restart(t)
+
+	talkingID, waitingID := answered.str("call_id"), started.str("call_id")
+	url := fmt.Sprintf("nats://127.0.0.1:%d", e.natsPort)
+	var evs []streamEvent
+	deadline := time.Now().Add(eventDeadline)
+	for {
+		evs = readStream(t, url)
+		n := 0
+		for _, ev := range evs {
+			if ev.name() == "call.completed" && (ev.str("call_id") == talkingID || ev.str("call_id") == waitingID) {
+				n++
+			}
+		}
+		if n >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no call.completed for both calls in the stream within %s after the restart", eventDeadline)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// Anything published twice would be there by now.
+	time.Sleep(time.Second)
+	evs = readStream(t, url)
+	byID := map[string]int{}
+	byCall := map[string]map[string][]event{talkingID: {}, waitingID: {}}
+	for _, ev := range evs {
+		byID[ev.str("id")]++
+		if ev.MsgID != ev.str("id") {
+			t.Errorf("Nats-Msg-Id %q, id %q: %s", ev.MsgID, ev.str("id"), ev.event)
+		}
+		if m, ok := byCall[ev.str("call_id")]; ok {
+			m[ev.name()] = append(m[ev.name()], ev.event)
+		}
+	}
+	for id, n := range byID {
+		if n != 1 {
+			t.Errorf("event %s %d times in the stream, want once", id, n)
+		}
+	}
+
+	endedWhenKilled := func(ev event) time.Time {
+		t.Helper()
+		ended, err := time.Parse(time.RFC3339Nano, ev.str("ended_at"))
+		if err != nil {
+			t.Fatalf("%s: ended_at %q: %v", ev.name(), ev.str("ended_at"), err)
+		}
+		// The journal ticks every second while calls are up.
+		if ended.After(restartAt) || ended.Before(killedAt.Add(-2500*time.Millisecond)) {
+			t.Errorf("%s: ended_at %s, want within the last seconds before the kill at %s (restart at %s)",
+				ev.name(), ended.Format(time.RFC3339Nano), killedAt.Format(time.RFC3339Nano), restartAt.Format(time.RFC3339Nano))
+		}
+		return ended
+	}
+	ms := func(ev event, key string) int64 {
+		t.Helper()
+		v, ok := ev.num(key)
+		if !ok {
+			t.Errorf("%s: %s missing: %s", ev.name(), key, ev)
+		}
+		return v
+	}
+
+	talk := byCall[talkingID]
+	if n := len(talk["call.missed"]); n != 0 {
+		t.Errorf("%d call.missed for the answered call", n)
+	}
+	done := one(t, talk, "call.completed")
+	wantFields(t, done, map[string]string{"outcome": "answered", "hangup_by": "edge", "agent": "answerer", "sip_call_id": talking.invite.CallID})
+	wantAbsent(t, done, "missed_reason")
+	ended := endedWhenKilled(done)
+	answeredAt, _ := time.Parse(time.RFC3339Nano, answered.str("answered_at"))
+	startedAt, _ := time.Parse(time.RFC3339Nano, answered.str("started_at"))
+	if !ended.After(answeredAt) {
+		t.Errorf("ended_at %s not after answered_at %s", ended, answeredAt)
+	}
+	if done.str("answered_at") != answered.str("answered_at") || done.str("started_at") != answered.str("started_at") {
+		t.Errorf("call.completed times differ from call.answered's: %s", done)
+	}
+	if got, want := ms(done, "talk_ms"), ended.Sub(answeredAt).Milliseconds(); got < want-1 || got > want+1 {
+		t.Errorf("talk_ms %d, want %d", got, want)
+	}
+	if got, want := ms(done, "duration_ms"), ended.Sub(startedAt).Milliseconds(); got < want-1 || got > want+1 {
+		t.Errorf("duration_ms %d, want %d", got, want)
+	}
+
+	wait := byCall[waitingID]
+	missed := one(t, wait, "call.missed")
+	done = one(t, wait, "call.completed")
+	for _, ev := range []event{missed, done} {
+		wantFields(t, ev, map[string]string{"outcome": "missed", "missed_reason": "error", "hangup_by": "edge", "sip_call_id": waiting.invite.CallID})
+		wantAbsent(t, ev, "answered_at", "agent")
+		endedWhenKilled(ev)
+		if ms(ev, "talk_ms") != 0 || ms(ev, "wait_ms") != ms(ev, "duration_ms") {
+			t.Errorf("%s: talk_ms %d, wait_ms %d, duration_ms %d; want 0 and wait = duration", ev.name(),
+				ms(ev, "talk_ms"), ms(ev, "wait_ms"), ms(ev, "duration_ms"))
+		}
+	}
+	if missed.str("ended_at") != done.str("ended_at") {
+		t.Errorf("call.missed ended_at %s, call.completed %s", missed.str("ended_at"), done.str("ended_at"))
+	}
+
+	// What the carrier still sends for the answered call: keys, a session
+	// refresh, then its BYE.
+	r := talking.r
+	r.wantFinal(r.request(talking.inDialog("INFO", 2, "")), "INFO", 481)
+	reinvite := talking.inDialog("INVITE", 3, carrierOffer(9))
+	res := r.wantFinal(r.request(reinvite), "INVITE", 481)
+	r.send(r.ackFor(reinvite, res))
+	r.wantFinal(r.request(talking.inDialog("BYE", 4, "")), "BYE", 200)
+
+	// The waiting call's INVITE, sent again as a carrier that missed the
+	// edge's answers would: an error, never a second call.
+	w := waiting.r
+	w.send(w.request(waiting.invite))
+	res, _, ok := w.final("INVITE", 3*time.Second)
+	if !ok || res.status() != 500 {
+		t.Fatalf("the waiting call's INVITE again got %q (ok %v), want 500", res.Start, ok)
+	}
+	w.send(w.ackFor(waiting.invite, res))
+	time.Sleep(500 * time.Millisecond)
+	for _, ev := range readStream(t, url) {
+		if ev.name() == "call.started" && ev.str("sip_call_id") == waiting.invite.CallID && ev.str("call_id") != waitingID {
+			t.Errorf("a second call for the waiting call's INVITE: %s", ev.event)
+		}
+	}
+
+	// A dialog nobody knows still gets 481.
+	stranger := dialRaw(t, e, "udp")
+	stranger.wantFinal(stranger.request(&rawReq{Method: "BYE", URI: talking.invite.URI, ToTag: "nosuchtag", CSeq: "2 BYE"}), "BYE", 481)
+	if !strings.Contains(e.log.String(), `"call_id":"`+talkingID+`"`) {
+		t.Error("no log line of the restarted edge names the answered call")
+	}
+}
