@@ -30,5 +30,3 @@ if [ ! -d "$browser_dir/node_modules/playwright-core" ] || [ ! -d "$browser_dir/
 	echo "installing playwright-core and puppeteer-core for the browser tests"
 	npm ci --prefix "$browser_dir" --no-audit --no-fund --loglevel=error
 fi
-# SIP over TLS needs a sipp built with TLS, which Debian 12's is not.
-"$(dirname "$0")/sipp-tls.sh" >/dev/null

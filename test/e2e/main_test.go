@@ -29,6 +29,9 @@ var (
 	sippDir string
 )
 
+// edgeBinaryEnv names the edge binary to use instead of building one.
+const edgeBinaryEnv = "CALLSIGN_E2E_EDGE_BINARY"
+
 func TestMain(m *testing.M) {
 	os.Exit(runMain(m))
 }
@@ -52,6 +55,13 @@ func runMain(m *testing.M) int {
 	}
 	moduleRoot = root
 	sippDir = filepath.Join(root, "test", "sipp")
+
+	// A run of this binary started by one of its own tests (in a network
+	// namespace of its own) takes the edge its parent built.
+	if bin := os.Getenv(edgeBinaryEnv); bin != "" {
+		edgeBinary = bin
+		return m.Run()
+	}
 
 	tmp, err := os.MkdirTemp("", "callsign-e2e-bin-")
 	if err != nil {

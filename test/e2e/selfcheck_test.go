@@ -28,6 +28,7 @@ func TestScenariosSippToSipp(t *testing.T) {
 	}
 	pairs := []pair{
 		{"answered", side{"agent-answer.xml", 1, nil}, side{"carrier-answered.xml", 1, nil}, dialedUser, true},
+		{"answered by the phone for lossy networks", side{"agent-answer-lossy.xml", 1, nil}, side{"carrier-answered.xml", 1, nil}, dialedUser, true},
 		{"agent hangs up", side{"agent-bye.xml", 1, nil}, side{"carrier-wait-bye.xml", 1, nil}, dialedUser, true},
 		{"caller cancels", side{"agent-noanswer.xml", 1, nil}, side{"carrier-cancel.xml", 1, nil}, dialedUser, false},
 		{"busy", side{"agent-busy.xml", 1, nil}, side{"carrier-expect-486.xml", 1, nil}, dialedUser, false},
