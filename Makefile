@@ -42,10 +42,12 @@ fuzz:
 screenshots: test-deps
 	SCREENSHOT_DIR=$(CURDIR)/docs/images $(GO) test -count=1 -run 'TestSoftphoneCall$$' ./test/e2e/
 
-# Go benchmarks, then the sipp load runs written up in docs/benchmarks.md.
+# Go benchmarks, then the sipp load and flood runs written up in
+# docs/benchmarks.md.
 bench: build test-deps
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	scripts/bench-load.sh
+	scripts/bench-flood.sh
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt wants to rewrite the files above"; exit 1; }
