@@ -86,7 +86,10 @@ func (in *inbound) response(code int, reason string, body []byte) *sipmsg.Respon
 	} else {
 		res = sipmsg.NewResponseFromRequest(in.req, code, reason, nil)
 	}
-	if to := res.To(); to != nil && !to.Params.Has("tag") {
+	if to := res.To(); to != nil {
+		// One tag for every response to the INVITE, and the one the
+		// edge's own BYE carries (RFC 3261 8.2.6.2): sipgo gives each
+		// response a fresh one.
 		to.Params = to.Params.Add("tag", in.localTag)
 	}
 	if code > 100 && code < 300 {

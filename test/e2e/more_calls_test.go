@@ -301,6 +301,18 @@ func TestMediaTimeout(t *testing.T) {
 	if got := bye.header("Call-ID"); got != c.callID {
 		t.Errorf("BYE to the carrier has Call-ID %q, want the carrier leg's %q", got, c.callID)
 	}
+	// One dialog: the edge's tag is the same in its 180, its 200 and the
+	// From of its BYE, or a carrier that keys dialogs by tags answers
+	// the BYE 481 and keeps billing the call.
+	edgeTag := tagOf(firstReceived(t, c, "the 200", isResponse(200, "INVITE")).header("To"))
+	for _, m := range received(c.messages(t), isResponse(180, "INVITE")) {
+		if got := tagOf(m.header("To")); got != edgeTag {
+			t.Errorf("the 180's To tag %q differs from the 200's %q", got, edgeTag)
+		}
+	}
+	if got := tagOf(bye.header("From")); got != edgeTag || got == "" {
+		t.Errorf("the edge's BYE has From tag %q, want its 200's To tag %q", got, edgeTag)
+	}
 	wantDuration(t, "carrier: 200 to the edge's BYE",
 		between(t, c, "200", recvd(isResponse(200, "INVITE")), "BYE", recvd(isRequest("BYE"))),
 		1800*time.Millisecond, 4*time.Second)
