@@ -749,6 +749,7 @@ type journalRecord struct {
 	StartedAt      int64            `json:"started_at"`
 	AnsweredAt     int64            `json:"answered_at"`
 	Attempts       []journalAttempt `json:"attempts"`
+	Leg            string           `json:"leg"`
 }
 
 type journalAttempt struct {
@@ -764,6 +765,7 @@ func (r *journalRecord) record() Record {
 		TrackingNumber: r.TrackingNumber, Source: r.Source, Medium: r.Medium, Campaign: r.Campaign,
 		Keyword: r.Keyword, Flow: r.Flow, IVR: r.IVR, IVRExit: r.IVRExit, Queue: r.Queue, Agent: r.Agent,
 		Consent: r.Consent, StartedAt: unixTime(r.StartedAt), AnsweredAt: unixTime(r.AnsweredAt),
+		Leg: r.Leg,
 	}
 	for _, a := range r.Attempts {
 		rec.Attempts = append(rec.Attempts, Attempt{
@@ -829,6 +831,7 @@ func appendJournalRecord(b []byte, rec *Record) []byte {
 		}
 		b = append(b, ']')
 	}
+	b = appendStringField(b, "leg", rec.Leg)
 	return append(b, '}')
 }
 

@@ -114,6 +114,8 @@ func answeredRecord() Record {
 		Medium: "cpc", Campaign: "spring-sale", Keyword: "plumber", Flow: "sales",
 		IVR: []string{"1", "#"}, Queue: "sales", Agent: "alice", Consent: ConsentAnnounced,
 		StartedAt: jt0, AnsweredAt: jt0.Add(7 * time.Second),
+		Leg: "callsign-leg/1 UDP 10.0.0.1:5060 edgetag\r\nINVITE sip:15550100001@10.0.0.2 SIP/2.0\r\n" +
+			"From: <sip:+15551234567@10.0.0.1>;tag=\"x\"\r\n",
 		Attempts: []Attempt{
 			{Agent: "bob", StartedAt: jt0.Add(time.Second), Ring: 3 * time.Second, Result: AttemptNoAnswer},
 			{Agent: "alice", StartedAt: jt0.Add(4 * time.Second), Ring: 3 * time.Second, Result: AttemptAnswered},

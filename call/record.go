@@ -113,6 +113,9 @@ type Record struct {
 	// Voicemail is the message the caller left, if any: a recording of
 	// the caller alone.
 	Voicemail *RecordingResult
+	// Leg is what the carrier leg's owner needs to end the leg after a
+	// restart, kept by the journal; opaque here, and never in events.
+	Leg string
 }
 
 // RecordingResult is a recording written whole and durably.

@@ -27,7 +27,9 @@ func answeredCall() (started, answered, completed call.Record) {
 		Campaign:       "spring",
 		Keyword:        "plumber",
 		Flow:           "main",
-		StartedAt:      t0,
+		// The carrier leg's state is the journal's, never an event's.
+		Leg:       "callsign-leg/1 UDP 192.0.2.1:5060 t\r\n",
+		StartedAt: t0,
 	}
 	answered = started
 	answered.Queue = "sales"

@@ -98,6 +98,7 @@ func (e *Edge) onInvite(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
 		e.respond(tx, req, 503, "Service Unavailable", retryAfter(5))
 		return
 	}
+	rec.Leg = legState(req, in.localTag)
 	c := call.New(&e.deps, rec, attr.Flow, attr.Record)
 	in.call = c
 	in.log = c.Log()

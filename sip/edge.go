@@ -230,6 +230,7 @@ func (e *Edge) Start(ctx context.Context) error {
 		<-ctx.Done()
 		_ = e.Close()
 	}()
+	go e.endRecoveredLegs()
 	return nil
 }
 

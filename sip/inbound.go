@@ -310,7 +310,12 @@ func (in *inbound) Hangup() {
 	in.byeSent = true
 	in.mu.Unlock()
 
-	invite := in.req
+	in.e.sendInDialog(carrierBye(in.req, in.localTag), in.log)
+}
+
+// carrierBye is the BYE that ends the carrier leg begun by invite, which
+// the edge answered with localTag.
+func carrierBye(invite *sipmsg.Request, localTag string) *sipmsg.Request {
 	target := invite.Recipient
 	if c := invite.Contact(); c != nil {
 		target = c.Address
@@ -326,7 +331,7 @@ func (in *inbound) Hangup() {
 		from := to.AsFrom()
 		from.Params = from.Params.Clone()
 		if !from.Params.Has("tag") {
-			from.Params = from.Params.Add("tag", in.localTag)
+			from.Params = from.Params.Add("tag", localTag)
 		}
 		bye.AppendHeader(&from)
 	}
@@ -334,7 +339,7 @@ func (in *inbound) Hangup() {
 		to := f.AsTo()
 		bye.AppendHeader(&to)
 	}
-	cid := sipmsg.CallIDHeader(in.callID)
+	cid := sipmsg.CallIDHeader(callID(invite))
 	bye.AppendHeader(&cid)
 	bye.AppendHeader(&sipmsg.CSeqHeader{SeqNo: 1, MethodName: sipmsg.BYE})
 	mf := sipmsg.MaxForwardsHeader(70)
@@ -345,7 +350,7 @@ func (in *inbound) Hangup() {
 		// from; on TCP that also reuses its connection.
 		bye.SetDestination(invite.Source())
 	}
-	in.e.sendInDialog(bye, in.log)
+	return bye
 }
 
 // byeReceived: the carrier hung up.

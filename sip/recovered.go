@@ -20,6 +20,7 @@ const RecoveredKeep = 5 * time.Minute
 // left up, which its journal ended at this start.
 type recoveredCalls struct {
 	byCallID map[string]string // SIP Call-ID → the call's call_id
+	legs     map[string]string // call_id → the carrier leg's state (legState)
 	until    time.Time
 }
 
@@ -30,10 +31,13 @@ func (e *Edge) Recovered(recs []call.Record, keep time.Duration) {
 	if len(recs) == 0 {
 		return
 	}
-	r := &recoveredCalls{byCallID: make(map[string]string, len(recs)), until: e.opts.Clock.Now().Add(keep)}
+	r := &recoveredCalls{byCallID: make(map[string]string, len(recs)), legs: map[string]string{}, until: e.opts.Clock.Now().Add(keep)}
 	for _, rec := range recs {
 		if rec.SIPCallID != "" {
 			r.byCallID[rec.SIPCallID] = rec.ID
+		}
+		if rec.Leg != "" {
+			r.legs[rec.ID] = rec.Leg
 		}
 	}
 	e.recovered.Store(r)

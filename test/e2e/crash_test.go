@@ -216,6 +216,48 @@ func TestCrashEndsCallsLeftUp(t *testing.T) {
 		t.Errorf("call.missed ended_at %s, call.completed %s", missed.str("ended_at"), done.str("ended_at"))
 	}
 
+	// At its start the edge tells both carriers their calls are over: a
+	// 500 to each INVITE (the talking call's carrier had its 200 and
+	// drops it as stray; the ringing one's caller is released at once,
+	// not when the carrier gives up) and a BYE within each dialog.
+	for _, c := range []struct {
+		name     string
+		call     *carrierCall
+		answered bool
+	}{{"talking", talking, true}, {"waiting", waiting, false}} {
+		var bye, final sipMsg
+		deadline := time.Now().Add(5 * time.Second)
+		for bye.Start == "" || final.Start == "" {
+			m, ok := c.call.r.read(deadline)
+			if !ok {
+				t.Fatalf("%s call: within 5s of the restart, BYE %q and final response %q from the edge; want both", c.name, bye.Start, final.Start)
+			}
+			switch {
+			case m.method() == "BYE":
+				bye = m
+				want := 481 // a BYE in a dialog never confirmed
+				if c.answered {
+					want = 200
+				}
+				c.call.r.send(responseTo(m, want))
+			case m.cseqMethod() == "INVITE" && m.status() >= 200:
+				final = m
+				if !c.answered {
+					c.call.r.send(c.call.r.ackFor(c.call.invite, m))
+				}
+			}
+		}
+		if bye.header("Call-ID") != c.call.invite.CallID || tagOf(bye.header("From")) != c.call.toTag ||
+			tagOf(bye.header("To")) != c.call.invite.FromTag {
+			t.Errorf("%s call: the edge's BYE is not within the call's dialog (edge tag %s, carrier tag %s):\n%s",
+				c.name, c.call.toTag, c.call.invite.FromTag, bye.Raw)
+		}
+		if final.status() != 500 || tagOf(final.header("To")) != c.call.toTag || final.header("Call-ID") != c.call.invite.CallID {
+			t.Errorf("%s call: the final response to its INVITE is %q with To tag %q, want 500 with the edge's tag %s:\n%s",
+				c.name, final.Start, tagOf(final.header("To")), c.call.toTag, final.Raw)
+		}
+	}
+
 	// What the carrier still sends for the answered call: keys, a session
 	// refresh, then its BYE.
 	r := talking.r
@@ -247,4 +289,19 @@ func TestCrashEndsCallsLeftUp(t *testing.T) {
 	if !strings.Contains(e.log.String(), `"call_id":"`+talkingID+`"`) {
 		t.Error("no log line of the restarted edge names the answered call")
 	}
+}
+
+// responseTo is a response with code to the request m, as a UAS writes it.
+func responseTo(m sipMsg, code int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "SIP/2.0 %d %s\n", code, map[int]string{200: "OK", 481: "Call/Transaction Does Not Exist"}[code])
+	for _, line := range strings.Split(m.Raw, "\n") {
+		name, _, _ := strings.Cut(line, ":")
+		switch strings.ToLower(strings.TrimSpace(name)) {
+		case "via", "v", "from", "f", "to", "t", "call-id", "i", "cseq":
+			b.WriteString(line + "\n")
+		}
+	}
+	b.WriteString("Content-Length: 0\n\n")
+	return b.String()
 }
