@@ -149,8 +149,11 @@ type Journal struct {
 
 // journalEntry is a call the journal knows to be up.
 type journalEntry struct {
-	rec  []byte // the record as the journal writes it
-	last int64  // unix ns of the latest line about the call
+	rec []byte // the record as the journal writes it
+	// leg is Record.Leg as a JSON string: written with the call's start
+	// only, since it never changes.
+	leg  []byte
+	last int64 // unix ns of the latest line about the call
 	// end is, for a call of an earlier run, when it is taken to have
 	// ended; 0 for a call of this run.
 	end int64
@@ -236,6 +239,7 @@ type journalLine struct {
 	T   int64           `json:"t"`
 	ID  string          `json:"id"`
 	End int64           `json:"end"`
+	Leg json.RawMessage `json:"leg"`
 	R   json.RawMessage `json:"r"`
 }
 
@@ -277,6 +281,9 @@ func (j *Journal) load(data []byte) {
 				j.calls[r.ID] = e
 			}
 			e.rec = bytes.Clone(l.R)
+			if len(l.Leg) > 0 {
+				e.leg = bytes.Clone(l.Leg)
+			}
 			e.last = max(e.last, l.T)
 			if l.End != 0 {
 				e.end = l.End
@@ -298,6 +305,9 @@ func (j *Journal) load(data []byte) {
 		_ = json.Unmarshal(e.rec, &r) // it parsed above
 		rec := r.record()
 		rec.ID = id
+		if len(e.leg) > 0 {
+			_ = json.Unmarshal(e.leg, &rec.Leg)
+		}
 		endCall(&rec, time.Unix(0, e.end))
 		j.recovered = append(j.recovered, rec)
 	}
@@ -564,6 +574,12 @@ func (j *Journal) state(e *journalEntry, kind byte, at int64, rec *Record) {
 	j.buf = append(j.buf, kind)
 	j.buf = append(j.buf, `","t":`...)
 	j.buf = strconv.AppendInt(j.buf, at, 10)
+	if kind == 's' && rec.Leg != "" {
+		j.buf = append(j.buf, `,"leg":`...)
+		l := len(j.buf)
+		j.buf = appendJSONString(j.buf, rec.Leg)
+		e.leg = append(e.leg[:0], j.buf[l:]...)
+	}
 	j.buf = append(j.buf, `,"r":`...)
 	r := len(j.buf)
 	j.buf = appendJournalRecord(j.buf, rec)
@@ -640,6 +656,10 @@ func (j *Journal) compact() error {
 		if e.end != 0 {
 			b = append(b, `,"end":`...)
 			b = strconv.AppendInt(b, e.end, 10)
+		}
+		if len(e.leg) > 0 {
+			b = append(b, `,"leg":`...)
+			b = append(b, e.leg...)
 		}
 		b = append(b, `,"r":`...)
 		b = append(b, e.rec...)
@@ -749,7 +769,6 @@ type journalRecord struct {
 	StartedAt      int64            `json:"started_at"`
 	AnsweredAt     int64            `json:"answered_at"`
 	Attempts       []journalAttempt `json:"attempts"`
-	Leg            string           `json:"leg"`
 }
 
 type journalAttempt struct {
@@ -765,7 +784,6 @@ func (r *journalRecord) record() Record {
 		TrackingNumber: r.TrackingNumber, Source: r.Source, Medium: r.Medium, Campaign: r.Campaign,
 		Keyword: r.Keyword, Flow: r.Flow, IVR: r.IVR, IVRExit: r.IVRExit, Queue: r.Queue, Agent: r.Agent,
 		Consent: r.Consent, StartedAt: unixTime(r.StartedAt), AnsweredAt: unixTime(r.AnsweredAt),
-		Leg: r.Leg,
 	}
 	for _, a := range r.Attempts {
 		rec.Attempts = append(rec.Attempts, Attempt{
@@ -831,7 +849,6 @@ func appendJournalRecord(b []byte, rec *Record) []byte {
 		}
 		b = append(b, ']')
 	}
-	b = appendStringField(b, "leg", rec.Leg)
 	return append(b, '}')
 }
 

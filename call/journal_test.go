@@ -309,6 +309,9 @@ func TestJournalCompacts(t *testing.T) {
 		if r.Agent != "alice" || len(r.Attempts) != 2 {
 			t.Errorf("%s lost its answered state in compaction: %+v", r.ID, r)
 		}
+		if r.Leg != answeredRecord().Leg {
+			t.Errorf("%s lost its carrier leg's state in compaction: %q", r.ID, r.Leg)
+		}
 	}
 	if !reflect.DeepEqual(got, up) {
 		t.Errorf("recovered %v, want %v", got, up)
@@ -493,6 +496,7 @@ func BenchmarkJournalPublish(b *testing.B) {
 	}
 	defer j.Close()
 	rec := answeredRecord()
+	rec.Leg = benchLeg
 	ids := make([]string, 1024)
 	for i := range ids {
 		ids[i] = "01JBENCHCALL" + itoa(int64(i))
@@ -537,6 +541,19 @@ func BenchmarkJournalPublishCaller(b *testing.B) {
 		j.Publish(EventAnswered, jt0, rec) // an unknown call: written nowhere
 	}
 }
+
+// benchLeg is the size of a carrier leg's state from a carrier INVITE
+// through one proxy (the sip package's legState).
+var benchLeg = "callsign-leg/1 UDP 198.51.100.7:5060 1H0e3fbzIID0OX07\r\n" +
+	"INVITE sip:15550100001@192.0.2.1:5060 SIP/2.0\r\n" +
+	"Via: SIP/2.0/UDP 198.51.100.7:5060;branch=z9hG4bK-524287-1---4c1b4e3a9d1f0c2b;rport=5060;received=198.51.100.7\r\n" +
+	"Via: SIP/2.0/UDP 10.20.30.40:5060;branch=z9hG4bK-d8754z-3f2a1b0c9d8e7f6a;rport\r\n" +
+	"From: \"Jane Caller\" <sip:+15551234567@198.51.100.7>;tag=as6f9c2d1e\r\n" +
+	"To: <sip:+15550100001@192.0.2.1>\r\n" +
+	"Call-ID: 4f1e2d3c4b5a69788796a5b4c3d2e1f0@198.51.100.7\r\n" +
+	"CSeq: 102 INVITE\r\n" +
+	"Contact: <sip:+15551234567@198.51.100.7:5060;transport=udp>\r\n" +
+	"Record-Route: <sip:198.51.100.7;lr;ftag=as6f9c2d1e;did=4f1.b2c1>\r\n"
 
 type nopPublisher struct{}
 
