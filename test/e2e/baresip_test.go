@@ -104,12 +104,20 @@ module_app		menu.so
 `, p.sipPort, p.rtpPort, p.rtpPort+1, p.heard, source, filepath.Join(p.dir, "alert.wav"), ca)
 	account := fmt.Sprintf("<sip:bob@%s%s>;auth_pass=%s;answermode=auto;regint=600;audio_codecs=PCMA,PCMU\n",
 		registrar, uriParams, bobPassword)
-	for name, body := range map[string]string{"config": cfg, "accounts": account} {
+	p.launch(t, cfg, account)
+	return p
+}
+
+// launch writes baresip's config and accounts files into p.dir and starts
+// it there with args; it is stopped when the test ends.
+func (p *baresipProc) launch(t *testing.T, cfg, accounts string, args ...string) {
+	t.Helper()
+	for name, body := range map[string]string{"config": cfg, "accounts": accounts} {
 		if err := os.WriteFile(filepath.Join(p.dir, name), []byte(body), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	p.cmd = exec.Command("baresip", "-f", p.dir)
+	p.cmd = exec.Command("baresip", append([]string{"-f", p.dir}, args...)...)
 	p.cmd.Dir = p.dir
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
@@ -122,7 +130,6 @@ module_app		menu.so
 			t.Logf("baresip output:\n%s", p.out.String())
 		}
 	})
-	return p
 }
 
 // waitRegistered waits for the edge to log bob's registration.

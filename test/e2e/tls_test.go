@@ -12,7 +12,6 @@ import (
 	"math/big"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -170,24 +169,7 @@ module_app		account.so
 module_app		menu.so
 `, p.sipPort, caFile, p.rtpPort, p.rtpPort+1, source, filepath.Join(p.dir, "heard.wav"), filepath.Join(p.dir, "alert.wav"))
 	account := fmt.Sprintf("<sip:%s@127.0.0.1;transport=tls>;regint=0;audio_codecs=PCMU,PCMA\n", callerNumber)
-	for name, body := range map[string]string{"config": cfg, "accounts": account} {
-		if err := os.WriteFile(filepath.Join(p.dir, name), []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	p.cmd = exec.Command("baresip", "-f", p.dir, "-e", "/dial "+target, "-t", "25")
-	p.cmd.Dir = p.dir
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start baresip: %v", err)
-	}
-	go func() { _ = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		p.stop(t)
-		if t.Failed() {
-			t.Logf("baresip (caller) output:\n%s", p.out.String())
-		}
-	})
+	p.launch(t, cfg, account, "-e", "/dial "+target, "-t", "25")
 	return p
 }
 
