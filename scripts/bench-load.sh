@@ -158,49 +158,9 @@ OUT_DISK=$(awk -v dev="$OUT_DEV" '$1 ":" $2 == dev { print $3; exit }' /proc/dis
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 NOFILE=$(ulimit -n)
 
-# ---- processes: every one started is remembered and killed on exit ----
-PIDS=()
-cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do
-		kill -TERM "$p" 2>/dev/null
-	done
-	for p in "${PIDS[@]}"; do
-		for _ in 1 2 3 4 5 6 7 8 9 10; do
-			kill -0 "$p" 2>/dev/null || break
-			sleep 0.5
-		done
-		kill -KILL "$p" 2>/dev/null
-		wait "$p" 2>/dev/null
-	done
-	PIDS=()
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+. "$ROOT/scripts/bench/lib.sh"
 
-forget() { # pid: drop a pid that has ended
-	local keep=() p
-	for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
-	PIDS=("${keep[@]}")
-}
-
-stop() { # pid [seconds]: TERM, then KILL after the grace time
-	local pid=$1 grace=${2:-10} i
-	kill -TERM "$pid" 2>/dev/null
-	for ((i = 0; i < grace * 4; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.25
-	done
-	kill -KILL "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
-	forget "$pid"
-}
-
-# ---- measurements ----
-cpu_ticks() { # utime+stime of a process, in clock ticks
-	awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo 0
-}
-rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+# ---- measurements of this benchmark ----
 machine_ticks() { # busy and total jiffies of the whole machine
 	awk '/^cpu / { busy = $2 + $3 + $4 + $7 + $8; total = busy + $5 + $6; print busy, total }' /proc/stat
 }
@@ -211,12 +171,6 @@ disk_stats() {
 	awk -v dev="$OUT_DEV" '$1 ":" $2 == dev { print $10, $13, ($19 == "" ? 0 : $19), ($20 == "" ? 0 : $20); f = 1; exit } END { if (!f) print 0, 0, 0, 0 }' /proc/diskstats
 }
 write_bytes() { awk '/^write_bytes:/ { print $2 }' "/proc/$1/io" 2>/dev/null || echo 0; }
-metric() { # file name: the sum of a metric over its label sets
-	awk -v m="$2" '$1 == m || index($1, m "{") == 1 { s += $NF } END { printf "%d\n", s }' "$1"
-}
-udp_drops() { # port: receive-queue drops of the UDP sockets bound to it (/proc/net/udp)
-	awk -v p="$(printf '%04X' "$1")" 'NR > 1 { split($2, a, ":"); if (a[2] == p) d += $NF } END { print d + 0 }' /proc/net/udp
-}
 edge_udp_drops() { # pid port: drops summed over the UDP sockets of a process, but the one bound to port
 	find "/proc/$1/fd" -mindepth 1 -printf '%l\n' 2>/dev/null | grep -o 'socket:\[[0-9]*\]' | tr -dc '0-9\n' |
 		awk -v p="$(printf '%04X' "$2")" 'NR == FNR { ino[$1] = 1; next } FNR > 1 && ($10 in ino) { split($2, a, ":"); if (a[2] != p) d += $NF } END { print d + 0 }' - /proc/net/udp
@@ -236,16 +190,6 @@ edge_calls() {
 }
 kv_get() { # file key: the value of key=value in a line of words
 	tr ' ' '\n' <"$1" 2>/dev/null | awk -F= -v k="$2" '$1 == k { v = $2 } END { print (v == "" ? "-" : v) }'
-}
-metrics_to() { curl -s --max-time 3 "http://127.0.0.1:$EDGE_HTTP/metrics" >"$1" 2>/dev/null || : >"$1"; }
-
-# stat_col FILE COLUMN [ROW]: a column of a sipp -trace_stat CSV (';'),
-# by name, of the last row or of row ROW (1 = the first data row).
-stat_col() {
-	awk -F';' -v col="$2" -v row="${3:-0}" '
-		NR == 1 { for (i = 1; i <= NF; i++) if ($i == col) c = i; next }
-		c { v[NR - 1] = $c; n = NR - 1 }
-		END { if (!c || n == 0) { print ""; exit } print (row > 0 ? v[row] : v[n]) }' "$1"
 }
 
 # ---- one step ----
