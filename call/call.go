@@ -183,6 +183,9 @@ func (c *Call) talk(agent string, leg Outbound) {
 	}
 	c.rec.Agent = agent
 	c.rec.AnsweredAt = answeredAt
+	if s, ok := leg.(LegStater); ok {
+		c.rec.AgentLeg = s.LegState()
+	}
 	c.publish(EventAnswered, c.rec.AnsweredAt)
 	c.log.Info().Str("agent", agent).Msg("call answered")
 

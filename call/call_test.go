@@ -786,6 +786,17 @@ func (h *harness) check(sc scenario) {
 	if got := names(pubs); !slices.Equal(got, sc.events) {
 		t.Errorf("events = %v, want %v", got, sc.events)
 	}
+	// The journal learns how to end the answered agent's leg with the
+	// answer; nobody else has a leg to end.
+	for _, p := range pubs {
+		want := ""
+		if !p.rec.AnsweredAt.IsZero() {
+			want = "leg of " + p.rec.Agent
+		}
+		if p.rec.AgentLeg != want {
+			t.Errorf("%s: AgentLeg %q, want %q", p.event, p.rec.AgentLeg, want)
+		}
+	}
 	if got := h.in.calls(); !slices.Equal(got, sc.inbound) {
 		t.Errorf("caller leg got %q, want %q", got, sc.inbound)
 	}

@@ -200,6 +200,9 @@ func (l *fakeLeg) Cancel() {
 	l.mu.Unlock()
 }
 
+// LegState makes the fake a LegStater, as SIP agent legs are.
+func (l *fakeLeg) LegState() string { return "leg of " + l.agent }
+
 func (l *fakeLeg) Hangup() {
 	l.mu.Lock()
 	l.hangups++

@@ -769,6 +769,7 @@ type journalRecord struct {
 	StartedAt      int64            `json:"started_at"`
 	AnsweredAt     int64            `json:"answered_at"`
 	Attempts       []journalAttempt `json:"attempts"`
+	AgentLeg       string           `json:"agent_leg"`
 }
 
 type journalAttempt struct {
@@ -784,6 +785,7 @@ func (r *journalRecord) record() Record {
 		TrackingNumber: r.TrackingNumber, Source: r.Source, Medium: r.Medium, Campaign: r.Campaign,
 		Keyword: r.Keyword, Flow: r.Flow, IVR: r.IVR, IVRExit: r.IVRExit, Queue: r.Queue, Agent: r.Agent,
 		Consent: r.Consent, StartedAt: unixTime(r.StartedAt), AnsweredAt: unixTime(r.AnsweredAt),
+		AgentLeg: r.AgentLeg,
 	}
 	for _, a := range r.Attempts {
 		rec.Attempts = append(rec.Attempts, Attempt{
@@ -849,6 +851,7 @@ func appendJournalRecord(b []byte, rec *Record) []byte {
 		}
 		b = append(b, ']')
 	}
+	b = appendStringField(b, "agent_leg", rec.AgentLeg)
 	return append(b, '}')
 }
 

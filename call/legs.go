@@ -41,6 +41,12 @@ type Outbound interface {
 	Hangup()
 }
 
+// LegStater is an Outbound that can say what ending it after a restart
+// takes (Record.AgentLeg); opaque to the call.
+type LegStater interface {
+	LegState() string
+}
+
 // DialRequest is what a Dialer needs to ring one agent for a call.
 type DialRequest struct {
 	CallID     string

@@ -116,6 +116,9 @@ type Record struct {
 	// Leg is what the carrier leg's owner needs to end the leg after a
 	// restart, kept by the journal; opaque here, and never in events.
 	Leg string
+	// AgentLeg is the same for the answered agent's leg, when it can
+	// tell (LegStater).
+	AgentLeg string
 }
 
 // RecordingResult is a recording written whole and durably.

@@ -74,10 +74,21 @@ func parseLegState(s string) (*sipmsg.Request, string, error) {
 // ended.
 func (e *Edge) endRecoveredLegs() {
 	r := e.recovered.Load()
-	if r == nil || len(r.legs) == 0 {
+	if r == nil || len(r.legs)+len(r.agentLegs) == 0 {
 		return
 	}
 	e.waitUDPServed()
+	for id, state := range r.agentLegs {
+		log := e.log.With().Str("call_id", id).Logger()
+		bye, err := parseAgentLegState(state)
+		if err != nil {
+			log.Warn().Err(err).Msg("cannot end the agent leg of a call the edge's last stop left up")
+			continue
+		}
+		log = log.With().Str("agent_sip_call_id", callID(bye)).Logger()
+		log.Info().Msg("agent leg of a call the edge's last stop left up ended: BYE")
+		e.sendInDialog(bye, &log)
+	}
 	for id, state := range r.legs {
 		log := e.log.With().Str("call_id", id).Logger()
 		invite, tag, err := parseLegState(state)
@@ -150,6 +161,48 @@ func (e *Edge) waitUDPServed() {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
+}
+
+// agentLegStateVersion heads an answered agent leg's state: the transport
+// and destination ("-" for the Request-URI's), then the BYE that ends the
+// leg, whole but for its Via, which sending it adds.
+const agentLegStateVersion = "callsign-agent-leg/1"
+
+// LegState is what ending the answered leg after a restart takes
+// (call.LegStater): an agent's phone left in a call nobody ends stays
+// busy, and desk phones rarely time out on silence.
+func (o *outbound) LegState() string {
+	bye := o.inDialogRequest(sipmsg.BYE, 2)
+	dest := o.flow
+	if dest == "" {
+		dest = "-"
+	}
+	return fmt.Sprintf("%s %s %s\r\n%s", agentLegStateVersion, bye.Transport(), dest, bye.String())
+}
+
+// parseAgentLegState reads LegState's text back into the BYE to send.
+func parseAgentLegState(s string) (*sipmsg.Request, error) {
+	first, rest, ok := strings.Cut(s, "\r\n")
+	if !ok {
+		return nil, errors.New("agent leg state: no header line")
+	}
+	f := strings.Fields(first)
+	if len(f) != 3 || f[0] != agentLegStateVersion {
+		return nil, fmt.Errorf("agent leg state: unknown header line %q", first)
+	}
+	msg, err := sipmsg.ParseMessage([]byte(rest))
+	if err != nil {
+		return nil, fmt.Errorf("agent leg state: %w", err)
+	}
+	bye, ok := msg.(*sipmsg.Request)
+	if !ok || bye.Method != sipmsg.BYE || bye.From() == nil || bye.To() == nil || bye.CallID() == nil || bye.CSeq() == nil {
+		return nil, errors.New("agent leg state: not a whole BYE")
+	}
+	bye.SetTransport(f[1])
+	if f[2] != "-" {
+		bye.SetDestination(f[2])
+	}
+	return bye, nil
 }
 
 func isStream(transport string) bool {

@@ -95,3 +95,53 @@ func TestLegStateRefusesJunk(t *testing.T) {
 		}
 	}
 }
+
+// TestAgentLegStateRoundTrip: an answered agent leg's state gives back the
+// BYE the live leg would send.
+func TestAgentLegStateRoundTrip(t *testing.T) {
+	inv, err := sipmsg.ParseMessage([]byte("INVITE sip:carol@10.0.0.7:5062 SIP/2.0\r\n" +
+		"Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKedge\r\n" +
+		"From: \"Jane Caller\" <sip:+15551234567@192.0.2.1>;tag=edgeagent\r\n" +
+		"To: <sip:carol@10.0.0.7:5062>\r\n" +
+		"Call-ID: agent-leg-1\r\n" +
+		"CSeq: 1 INVITE\r\n" +
+		"Content-Length: 0\r\n\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok, err := sipmsg.ParseMessage([]byte("SIP/2.0 200 OK\r\n" +
+		"Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKedge\r\n" +
+		"From: \"Jane Caller\" <sip:+15551234567@192.0.2.1>;tag=edgeagent\r\n" +
+		"To: <sip:carol@10.0.0.7:5062>;tag=phone9\r\n" +
+		"Call-ID: agent-leg-1\r\n" +
+		"CSeq: 1 INVITE\r\n" +
+		"Contact: <sip:carol@10.0.0.7:5062;transport=udp>\r\n" +
+		"Content-Length: 0\r\n\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	invite := inv.(*sipmsg.Request)
+	invite.SetTransport("UDP")
+	for _, flow := range []string{"", "10.0.0.7:40123"} {
+		o := &outbound{invite: invite, ok: ok.(*sipmsg.Response), callID: "agent-leg-1", flow: flow}
+		live := o.inDialogRequest(sipmsg.BYE, 2)
+		bye, err := parseAgentLegState(o.LegState())
+		if err != nil {
+			t.Fatalf("flow %q: %v\n%s", flow, err, o.LegState())
+		}
+		for _, name := range []string{"From", "To", "Call-ID", "CSeq"} {
+			if a, b := headerString(live, name), headerString(bye, name); a != b || a == "" {
+				t.Errorf("flow %q: %s after a restart %q, live %q", flow, name, b, a)
+			}
+		}
+		if bye.Recipient.String() != "sip:carol@10.0.0.7:5062;transport=udp" || bye.Destination() != live.Destination() {
+			t.Errorf("flow %q: BYE to %s via %s, want %s via %s", flow, bye.Recipient.String(), bye.Destination(), live.Recipient.String(), live.Destination())
+		}
+		if bye.Via() != nil {
+			t.Errorf("flow %q: the kept BYE has a Via; sending it adds one", flow)
+		}
+	}
+	if _, err := parseAgentLegState("callsign-agent-leg/1 UDP -\r\nINVITE sip:x@y SIP/2.0\r\n\r\n"); err == nil {
+		t.Error("an INVITE parsed as an agent leg's BYE")
+	}
+}

@@ -21,7 +21,9 @@ const RecoveredKeep = 5 * time.Minute
 type recoveredCalls struct {
 	byCallID map[string]string // SIP Call-ID → the call's call_id
 	legs     map[string]string // call_id → the carrier leg's state (legState)
-	until    time.Time
+	// agentLegs: call_id → the answered agent leg's state (LegState)
+	agentLegs map[string]string
+	until     time.Time
 }
 
 // Recovered tells the edge the calls its journal ended at this start, so
@@ -31,13 +33,20 @@ func (e *Edge) Recovered(recs []call.Record, keep time.Duration) {
 	if len(recs) == 0 {
 		return
 	}
-	r := &recoveredCalls{byCallID: make(map[string]string, len(recs)), legs: map[string]string{}, until: e.opts.Clock.Now().Add(keep)}
+	r := &recoveredCalls{byCallID: make(map[string]string, len(recs)), legs: map[string]string{}, agentLegs: map[string]string{}, until: e.opts.Clock.Now().Add(keep)}
 	for _, rec := range recs {
 		if rec.SIPCallID != "" {
 			r.byCallID[rec.SIPCallID] = rec.ID
 		}
 		if rec.Leg != "" {
 			r.legs[rec.ID] = rec.Leg
+		}
+		if rec.AgentLeg != "" {
+			r.agentLegs[rec.ID] = rec.AgentLeg
+			// The agent's phone may hang up first: its BYE gets 200 too.
+			if bye, err := parseAgentLegState(rec.AgentLeg); err == nil {
+				r.byCallID[callID(bye)] = rec.ID
+			}
 		}
 	}
 	e.recovered.Store(r)

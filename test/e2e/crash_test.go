@@ -80,7 +80,8 @@ func (c *carrierCall) inDialog(method string, cseq int, body string) *rawReq {
 // talking and one waiting for an agent. At its next start, from its
 // journal, each gets exactly one call.completed (hangup_by edge), the
 // waiting one a call.missed (missed_reason error) too, ended when the
-// killed edge was last alive; and what the carrier still sends for those
+// killed edge was last alive; both carriers get a 500 and a BYE, the
+// talking agent's phone a BYE; and what the carrier still sends for those
 // calls gets sensible answers, never a second call.
 func TestCrashEndsCallsLeftUp(t *testing.T) {
 	t.Parallel()
@@ -109,7 +110,8 @@ func TestCrashEndsCallsLeftUp(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	e.kill9(t)
 	killedAt := time.Now()
-	answerer.kill()
+	// The answering agent's phone stays up: the restarted edge must end
+	// its call too, or a desk phone stays busy for good.
 	ringer.kill()
 	time.Sleep(time.Second)
 	restartAt := time.Now()
@@ -256,6 +258,13 @@ func TestCrashEndsCallsLeftUp(t *testing.T) {
 			t.Errorf("%s call: the final response to its INVITE is %q with To tag %q, want 500 with the edge's tag %s:\n%s",
 				c.name, final.Start, tagOf(final.header("To")), c.call.toTag, final.Raw)
 		}
+	}
+
+	// And the answered agent's phone got its BYE, after the restart.
+	answerer.succeed(t, 10*time.Second)
+	agentBye := firstReceived(t, answerer, "the restarted edge's BYE", isRequest("BYE"))
+	if !agentBye.At.After(restartAt) {
+		t.Errorf("the agent's BYE came at %s, before the restart at %s", agentBye.At, restartAt)
 	}
 
 	// What the carrier still sends for the answered call: keys, a session
