@@ -1,0 +1,145 @@
+package e2e
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/callsign/callsign/dni"
+	"github.com/rs/zerolog"
+)
+
+// landingPage shows the pool's default number in the ways sites write it:
+// international, national with parentheses and dashes, in a tel: link, and
+// in a popup that appears 2 s after the load.
+const landingPage = `<!doctype html>
+<html><head><meta charset="utf-8"><title>Acme Plumbing</title>
+<script src="/dni.js" data-pool="website" async></script></head>
+<body>
+<p id="intl">Call us on +1 555 010 0000 today.</p>
+<p id="national">Or (555) 010-0000 from the US.</p>
+<p><a id="tel" href="tel:+15550100000">Tap to call +1-555-010-0000</a></p>
+<p id="other">Our fax is +1 555 010 9999.</p>
+<script>
+setTimeout(function () {
+  var d = document.createElement('div');
+  d.id = 'popup';
+  d.innerHTML = 'Questions? <a id="poptel" href="tel:5550100000">555.010.0000</a>';
+  document.body.appendChild(d);
+}, 2000);
+</script>
+</body></html>`
+
+// testPools gives each new visitor the next number of +1 555 010 0100..
+// and keeps the visits for the test to look at.
+type testPools struct {
+	mu     sync.Mutex
+	held   map[string]string
+	visits map[string]dni.Visit
+}
+
+func (p *testPools) Assign(pool, visitor string, v dni.Visit) (dni.Assignment, error) {
+	if pool != "website" {
+		return dni.Assignment{}, dni.ErrUnknownPool
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n, ok := p.held[visitor]
+	if !ok {
+		n = fmt.Sprintf("+155501001%02d", len(p.held))
+		p.held[visitor] = n
+	}
+	p.visits[visitor] = v
+	return dni.Assignment{Number: n, Replace: "+15550100000", Heartbeat: 5 * time.Second}, nil
+}
+
+func (p *testPools) Heartbeat(pool, visitor string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.held[visitor]
+	return ok
+}
+
+// TestDNIScript: dni.js in Chromium swaps the default number for the
+// visitor's everywhere the page shows it, keeping the page's formatting,
+// in tel: links and in content added later; leaves other numbers alone;
+// reports the landing URL's attribution; and a second visitor (another
+// browser context) gets another number.
+func TestDNIScript(t *testing.T) {
+	t.Parallel()
+	pools := &testPools{held: map[string]string{}, visits: map[string]dni.Visit{}}
+	mux := http.NewServeMux()
+	mux.Handle("/dni.js", dni.Handler(pools, zerolog.Nop()))
+	mux.Handle("/dni/", dni.Handler(pools, zerolog.Nop()))
+	mux.HandleFunc("/landing", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = w.Write([]byte(landingPage))
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	base := "http://" + ln.Addr().String()
+
+	b := startBrowser(t, "")
+	first := b.open("first", base+"/landing?utm_source=newsletter&utm_campaign=nov&gclid=TEST123")
+	want := map[string]string{
+		"#intl":     "Call us on +1 555 010 0100 today.",
+		"#national": "Or (555) 010-0100 from the US.",
+		"#tel":      "Tap to call +1-555-010-0100",
+		"#other":    "Our fax is +1 555 010 9999.",
+	}
+	waitText := func(p *tab, sel, text string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			got := p.text(sel)
+			if got == text {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %s shows %q, want %q", p.name, sel, got, text)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	for sel, text := range want {
+		waitText(first, sel, text)
+	}
+	var href string
+	first.eval(`return document.querySelector('#tel').getAttribute('href')`, &href)
+	if href != "tel:+15550100100" {
+		t.Errorf("tel: link %q, want tel:+15550100100", href)
+	}
+	first.waitVisible("#popup", 5*time.Second)
+	waitText(first, "#poptel", "555.010.0100")
+	first.eval(`return document.querySelector('#poptel').getAttribute('href')`, &href)
+	if href != "tel:+15550100100" {
+		t.Errorf("popup's tel: link %q, want tel:+15550100100", href)
+	}
+
+	second := b.open("second", base+"/landing")
+	waitText(second, "#intl", "Call us on +1 555 010 0101 today.")
+
+	pools.mu.Lock()
+	defer pools.mu.Unlock()
+	var found bool
+	for id, v := range pools.visits {
+		if pools.held[id] == "+15550100100" {
+			found = true
+			if v.UTMSource != "newsletter" || v.UTMCampaign != "nov" || v.GCLID != "TEST123" || !strings.Contains(v.LandingPage, "/landing?") {
+				t.Errorf("the first visit reached the edge as %+v", v)
+			}
+		}
+	}
+	if !found || len(pools.held) != 2 {
+		t.Errorf("visitors held %v, want two, the first with +15550100100", pools.held)
+	}
+}
