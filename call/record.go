@@ -89,7 +89,14 @@ type Record struct {
 	Medium         string
 	Campaign       string
 	Keyword        string
-	Flow           string
+	// Pool is the DNI pool of a pool number; Visitor the web visit the
+	// number was shown to when the call came, if any held it.
+	Pool    string
+	Visitor *Visitor
+	// FirstCall, once known: no call from this caller in the 30 days
+	// before.
+	FirstCall *bool
+	Flow      string
 	// IVR are the keys the caller pressed in the flow's prompts and
 	// menus, in order: nil when the flow has none, empty when the caller
 	// pressed nothing.
@@ -119,6 +126,14 @@ type Record struct {
 	// AgentLeg is the same for the answered agent's leg, when it can
 	// tell (LegStater).
 	AgentLeg string
+}
+
+// Visitor is the web visit a pool number was shown to.
+type Visitor struct {
+	UTMSource, UTMMedium, UTMCampaign, UTMTerm, UTMContent string
+	GCLID, GBRAID, WBRAID, FBCLID, MSCLKID                 string
+	Referrer, LandingPage                                  string
+	FirstSeen                                              time.Time
 }
 
 // RecordingResult is a recording written whole and durably.

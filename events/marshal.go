@@ -33,6 +33,30 @@ func MarshalEvent(event string, id string, at time.Time, rec call.Record) ([]byt
 	b = appendStringField(b, "medium", rec.Medium, false)
 	b = appendStringField(b, "campaign", rec.Campaign, false)
 	b = appendStringField(b, "keyword", rec.Keyword, false)
+	b = appendStringField(b, "pool", rec.Pool, false)
+	if v := rec.Visitor; v != nil {
+		b = append(b, `,"visitor":{`...)
+		n := len(b)
+		for _, f := range [...]struct{ k, v string }{
+			{"utm_source", v.UTMSource}, {"utm_medium", v.UTMMedium}, {"utm_campaign", v.UTMCampaign},
+			{"utm_term", v.UTMTerm}, {"utm_content", v.UTMContent}, {"gclid", v.GCLID}, {"gbraid", v.GBRAID},
+			{"wbraid", v.WBRAID}, {"fbclid", v.FBCLID}, {"msclkid", v.MSCLKID}, {"referrer", v.Referrer},
+			{"landing_page", v.LandingPage},
+		} {
+			b = appendStringField(b, f.k, f.v, false)
+		}
+		b = appendTimeField(b, "first_seen", v.FirstSeen)
+		// The fields went in with a leading comma each; the object's
+		// first must not have one.
+		if len(b) > n {
+			b = append(b[:n], b[n+1:]...)
+		}
+		b = append(b, '}')
+	}
+	if rec.FirstCall != nil {
+		b = append(b, `,"first_call":`...)
+		b = strconv.AppendBool(b, *rec.FirstCall)
+	}
 	b = appendStringField(b, "flow", rec.Flow, false)
 	// ivr is present from the first prompt of a flow, empty if the
 	// caller pressed nothing: that is known, not missing.
@@ -141,7 +165,10 @@ func estimateSize(event, id string, rec *call.Record) int {
 	n := 512 + len(event) + len(id) + len(rec.ID) + len(rec.SIPCallID) + len(rec.Caller) + len(rec.CallerName) +
 		len(rec.TrackingNumber) + len(rec.Source) + len(rec.Medium) + len(rec.Campaign) +
 		len(rec.Keyword) + len(rec.Flow) + len(rec.Queue) + len(rec.Agent)
-	n += 24 + 4*len(rec.IVR)
+	n += 24 + 4*len(rec.IVR) + len(rec.Pool)
+	if v := rec.Visitor; v != nil {
+		n += 256 + len(v.Referrer) + len(v.LandingPage) + len(v.GCLID) + len(v.FBCLID) + len(v.MSCLKID) + len(v.UTMCampaign)
+	}
 	if rec.Recording != nil {
 		n += 160 + len(rec.Recording.Path)
 	}

@@ -306,3 +306,48 @@ func BenchmarkMarshalEvent(b *testing.B) {
 		}
 	}
 }
+
+// TestMarshalPoolCall: a call to a pool number carries its pool, the
+// visit it was shown to (what the visit had, nothing else) and whether it
+// is the caller's first.
+func TestMarshalPoolCall(t *testing.T) {
+	started, _, _ := answeredCall()
+	first := true
+	started.Pool = "website"
+	started.FirstCall = &first
+	started.Visitor = &call.Visitor{
+		UTMSource: "newsletter", UTMCampaign: "nov", GCLID: "TEST123",
+		Referrer: "https://www.google.com/", LandingPage: `https://shop.example/?a="b"`,
+		FirstSeen: t0.Add(-time.Hour),
+	}
+	b, err := events.MarshalEvent(call.EventStarted, "01JID", t0, started)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := decode(t, b)
+	if m["pool"] != "website" || m["first_call"] != true {
+		t.Errorf("pool / first_call: %s", b)
+	}
+	v, ok := m["visitor"].(map[string]any)
+	if !ok {
+		t.Fatalf("no visitor object: %s", b)
+	}
+	if got, want := keys(v), sorted("utm_source", "utm_campaign", "gclid", "referrer", "landing_page", "first_seen"); !slices.Equal(got, want) {
+		t.Errorf("visitor keys %v, want %v (%s)", got, want, b)
+	}
+	if v["gclid"] != "TEST123" || v["landing_page"] != `https://shop.example/?a="b"` || v["first_seen"] != "2026-11-23T08:00:00.123Z" {
+		t.Errorf("visitor %v", v)
+	}
+
+	// An empty visit is an empty object; not a first call is false, not absent.
+	started.Visitor = &call.Visitor{}
+	first = false
+	b, err = events.MarshalEvent(call.EventStarted, "01JID", t0, started)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m = decode(t, b)
+	if v, ok := m["visitor"].(map[string]any); !ok || len(v) != 0 || m["first_call"] != false {
+		t.Errorf("empty visit / not first: %s", b)
+	}
+}
