@@ -1,0 +1,369 @@
+// Package calllog keeps the final record of every call in a SQLite
+// database (calls.db under the storage directory), for the call list,
+// CSV and Google Ads exports, reports, first-time caller detection and
+// the DNI pool's visitor bindings across restarts.
+//
+// Writes go through one goroutine with a bounded queue, so a call that
+// ends never waits on the disk: when the queue is full the record is
+// dropped, counted and logged, and NATS (with its outbox) stays the
+// record that cannot be lost.
+package calllog
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	// The pure Go driver keeps the build free of cgo.
+	_ "modernc.org/sqlite"
+
+	"github.com/callsign/callsign/call"
+)
+
+// FileName is the database's name inside the storage directory.
+const FileName = "calls.db"
+
+const (
+	// queueSize bounds the memory held by records waiting for the disk;
+	// at a few hundred bytes each this is well under a few MB.
+	queueSize = 8192
+	// maxBatch keeps one transaction short enough that readers and
+	// SaveBindings are never held up for long.
+	maxBatch = 512
+	// busyTimeoutMS is how long a statement waits for another writer
+	// (the batch writer, SaveBindings, another process) before failing.
+	busyTimeoutMS = 5000
+)
+
+// Entry is what the store keeps of one call: the final record plus what
+// the edge learnt around it that call.Record does not carry.
+type Entry struct {
+	call.Record
+	// Pool is the DNI pool the tracking number belongs to, if any.
+	Pool string
+	// Visitor is the web visit a pool number was shown to (utm_*, gclid,
+	// referrer, landing_page, first_seen); nil when none.
+	Visitor map[string]string
+	// FirstCall: no call from this caller within the 30 days before this
+	// one (see Store.FirstCall).
+	FirstCall bool
+}
+
+// Store is the call log. Its methods are safe for concurrent use.
+type Store struct {
+	db   *sql.DB
+	log  zerolog.Logger
+	path string
+
+	// mu guards closed and the send on queue against Close closing it.
+	mu      sync.RWMutex
+	closed  bool
+	queue   chan item
+	done    chan struct{}
+	dropped atomic.Uint64
+	failed  atomic.Uint64
+}
+
+// item is either a record to write or, with flushed set, a marker the
+// writer closes once everything queued before it is written.
+type item struct {
+	entry   Entry
+	flushed chan struct{}
+}
+
+// ErrClosed is returned by methods called after Close.
+var ErrClosed = errors.New("calllog: store closed")
+
+// Open opens (creating if needed) dir/calls.db, brings its schema up to
+// date and starts the writer.
+func Open(dir string, log zerolog.Logger) (*Store, error) {
+	return open(dir, log, queueSize)
+}
+
+func open(dir string, log zerolog.Logger, qsize int) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("calllog: storage directory: %w", err)
+	}
+	path := filepath.Join(dir, FileName)
+	// The driver takes its parameters after the first '?'.
+	if strings.ContainsRune(path, '?') {
+		return nil, fmt.Errorf("calllog: %s: a '?' in the path is not supported", path)
+	}
+	// Every pooled connection gets the same settings. IMMEDIATE
+	// transactions take the write lock at BEGIN, so two writers queue on
+	// busy_timeout instead of one failing at once on a lock upgrade.
+	dsn := path + fmt.Sprintf("?_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_txlock=immediate", busyTimeoutMS)
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("calllog: open %s: %w", path, err)
+	}
+	if err := db.Ping(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("calllog: open %s: %w", path, err)
+	}
+	if err := migrate(db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("calllog: %s: %w", path, err)
+	}
+	s := &Store{
+		db:    db,
+		log:   log.With().Str("component", "calllog").Logger(),
+		path:  path,
+		queue: make(chan item, qsize),
+		done:  make(chan struct{}),
+	}
+	go s.writer()
+	return s, nil
+}
+
+// Path is the database file.
+func (s *Store) Path() string { return s.path }
+
+// Dropped is the number of records lost because the queue was full or
+// the store closed.
+func (s *Store) Dropped() uint64 { return s.dropped.Load() }
+
+// Failed is the number of records the database refused to write.
+func (s *Store) Failed() uint64 { return s.failed.Load() }
+
+// Add queues a call's final record; it never blocks. A record whose
+// call_id is already stored is ignored, so replaying completed events
+// (after a restart, from JetStream) is harmless.
+func (s *Store) Add(e Entry) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		n := s.dropped.Add(1)
+		s.log.Warn().Str("call_id", e.ID).Uint64("dropped", n).Msg("call log closed, call record dropped")
+		return
+	}
+	select {
+	case s.queue <- item{entry: e}:
+	default:
+		n := s.dropped.Add(1)
+		s.log.Warn().Str("call_id", e.ID).Uint64("dropped", n).Msg("call log queue full, call record dropped")
+	}
+}
+
+// Flush waits until every record queued before it is written (or has
+// failed), so that reads see them.
+func (s *Store) Flush() error {
+	ch := make(chan struct{})
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return ErrClosed
+	}
+	// A blocking send: Flush is for callers that chose to wait.
+	s.queue <- item{flushed: ch}
+	s.mu.RUnlock()
+	<-ch
+	return nil
+}
+
+// Close writes what is queued, stops the writer and closes the database.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	s.closed = true
+	close(s.queue)
+	s.mu.Unlock()
+	<-s.done
+	return s.db.Close()
+}
+
+func (s *Store) writer() {
+	defer close(s.done)
+	batch := make([]Entry, 0, maxBatch)
+	var flushes []chan struct{}
+	for it := range s.queue {
+		batch, flushes = s.collect(batch[:0], flushes[:0], it)
+		// Take whatever else is already waiting, without waiting for more:
+		// one transaction (one fsync of the WAL at most) per burst.
+	more:
+		for len(batch) < maxBatch {
+			select {
+			case it, ok := <-s.queue:
+				if !ok {
+					break more
+				}
+				batch, flushes = s.collect(batch, flushes, it)
+			default:
+				break more
+			}
+		}
+		if len(batch) > 0 {
+			s.write(batch)
+		}
+		for _, ch := range flushes {
+			close(ch)
+		}
+	}
+}
+
+func (s *Store) collect(batch []Entry, flushes []chan struct{}, it item) ([]Entry, []chan struct{}) {
+	if it.flushed != nil {
+		return batch, append(flushes, it.flushed)
+	}
+	return append(batch, it.entry), flushes
+}
+
+const insertSQL = `INSERT INTO calls (
+	call_id, sip_call_id, caller, caller_name, tracking_number,
+	source, medium, campaign, keyword, pool, visitor, first_call,
+	flow, ivr, ivr_exit, queue, agent, outcome, missed_reason, hangup_by,
+	started_at, answered_at, ended_at, wait_ms, talk_ms, duration_ms,
+	consent, recording_path, recording_ms
+) VALUES (?,?,?,?,?, ?,?,?,?,?,?,?, ?,?,?,?,?,?,?,?, ?,?,?,?,?,?, ?,?,?)
+ON CONFLICT(call_id) DO NOTHING`
+
+// write stores a batch in one transaction; if that fails, each record is
+// tried alone so that one bad record does not take the others with it.
+func (s *Store) write(batch []Entry) {
+	err := s.insertTx(batch)
+	if err == nil {
+		return
+	}
+	if len(batch) > 1 {
+		s.log.Warn().Err(err).Int("records", len(batch)).Msg("call log batch failed, writing records one by one")
+		for _, e := range batch {
+			if err := s.insertTx([]Entry{e}); err != nil {
+				s.failed.Add(1)
+				s.log.Error().Err(err).Str("call_id", e.ID).Msg("call log write failed")
+			}
+		}
+		return
+	}
+	s.failed.Add(1)
+	s.log.Error().Err(err).Str("call_id", batch[0].ID).Msg("call log write failed")
+}
+
+func (s *Store) insertTx(batch []Entry) error {
+	ctx := context.Background()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	stmt, err := tx.PrepareContext(ctx, insertSQL)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	for i := range batch {
+		args, err := insertArgs(&batch[i])
+		if err != nil {
+			return fmt.Errorf("call %s: %w", batch[i].ID, err)
+		}
+		if _, err := stmt.ExecContext(ctx, args...); err != nil {
+			return fmt.Errorf("call %s: %w", batch[i].ID, err)
+		}
+	}
+	return tx.Commit()
+}
+
+func insertArgs(e *Entry) ([]any, error) {
+	if e.ID == "" {
+		return nil, errors.New("record without call_id")
+	}
+	if e.StartedAt.IsZero() {
+		return nil, errors.New("record without started_at")
+	}
+	var visitor any
+	if len(e.Visitor) > 0 {
+		b, err := json.Marshal(e.Visitor)
+		if err != nil {
+			return nil, err
+		}
+		visitor = string(b)
+	}
+	var ivr any
+	if e.IVR != nil {
+		b, err := json.Marshal(e.IVR)
+		if err != nil {
+			return nil, err
+		}
+		ivr = string(b)
+	}
+	var wait, talk, dur any
+	if d, ok := e.Wait(); ok {
+		wait = d.Milliseconds()
+	}
+	if d, ok := e.Talk(); ok {
+		talk = d.Milliseconds()
+	}
+	if d, ok := e.Duration(); ok {
+		dur = d.Milliseconds()
+	}
+	var recPath, recMS any
+	if e.Recording != nil {
+		recPath = e.Recording.Path
+		recMS = e.Recording.Duration.Milliseconds()
+	}
+	return []any{
+		e.ID, e.SIPCallID, e.Caller, e.CallerName, e.TrackingNumber,
+		e.Source, e.Medium, e.Campaign, e.Keyword, e.Pool, visitor, e.FirstCall,
+		e.Flow, ivr, e.IVRExit, e.Queue, e.Agent, e.Outcome, e.MissedReason, e.HangupBy,
+		unixMS(e.StartedAt), unixMS(e.AnsweredAt), unixMS(e.EndedAt), wait, talk, dur,
+		e.Consent, recPath, recMS,
+	}, nil
+}
+
+// unixMS is a time as stored: milliseconds since the epoch (UTC by
+// definition), NULL for an unknown time.
+func unixMS(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixMilli()
+}
+
+func fromMS(ms sql.NullInt64) time.Time {
+	if !ms.Valid {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms.Int64).UTC()
+}
+
+// anonymous callers withheld their number; every such call shares the
+// same caller value, so it says nothing about who called before.
+func anonymous(caller string) bool {
+	return caller == "" || strings.EqualFold(caller, "anonymous")
+}
+
+// firstCallWindow is how far back a previous call makes a caller known.
+const firstCallWindow = 30 * 24 * time.Hour
+
+// FirstCall reports whether no call from caller started within the 30
+// days before at (a call starting exactly at at is not "before", so a
+// stored call does not count against itself). Anonymous callers get
+// false: the store cannot tell them apart, and counting every withheld
+// number as new would inflate first-time caller figures. Records still in
+// the write queue are not seen.
+func (s *Store) FirstCall(caller string, at time.Time) (bool, error) {
+	if anonymous(caller) {
+		return false, nil
+	}
+	var one int
+	err := s.db.QueryRow(`SELECT 1 FROM calls WHERE caller = ? AND started_at >= ? AND started_at < ? LIMIT 1`,
+		caller, at.Add(-firstCallWindow).UnixMilli(), at.UnixMilli()).Scan(&one)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("calllog: first call: %w", err)
+	}
+	return false, nil
+}
