@@ -81,6 +81,7 @@ func TestValid(t *testing.T) {
 			}},
 			"backup": {Name: "backup", Allow: []netip.Prefix{netip.MustParsePrefix("198.51.100.1/32")}},
 		},
+		Pools: map[string]*Pool{},
 		Numbers: map[string]*Number{
 			"+15550100001":  {E164: "+15550100001", Source: "google-ads", Medium: "cpc", Campaign: "spring-sale", Keyword: "plumber", Flow: "sales"},
 			"+442079460000": {E164: "+442079460000", Source: "billboard", Flow: "support"},
@@ -668,7 +669,46 @@ func TestProblems(t *testing.T) {
 			`14:16: flow "sales" names queue "salse", which is not defined`,
 			`17:19: queue "sales" names agent "carl", which is not defined`,
 			`20:36: ${BOB_SIP_PASSWORD} is not set`,
-			`21:1: section "pools" is not supported yet`,
+			`21:25: pool "web": +15550100001 is also a tracking number under numbers: a number is static or in a pool, not both`,
+		}},
+		{"pool_numbers", []string{
+			`7:9: pool "website" numbers "+1 555 01": not a valid E.164 number`,
+			`8:9: pool "website" numbers "1 555 010 0100": must start with +country code`,
+			`9:9: pool "website" numbers "+1 555 010 0100..+1 555 010 011": range ends +15550100100 and +1555010011 differ in length: give both in full`,
+			`10:9: pool "website" numbers "+1 555 010 0119..+1 555 010 0100": range start +15550100119 is after its end +15550100100`,
+			`11:9: pool "website" numbers "+1 555 010 0000..+1 555 011 0000": range of 10001 numbers is longer than 10000: split it, or check its end`,
+			`13:9: pool "website" lists +15550100105 twice (and 4 more) (first on line 12)`,
+			`14:9: pool "website" lists +15550100110 twice (first on line 13)`,
+			`15:9: pool "website" numbers "+1 555 010 0120..+1 555 010 0x": range end "+1 555 010 0x": not a valid E.164 number`,
+			`16:8: pool "website" numbers has an empty entry`,
+		}},
+		{"pool_overlap", []string{
+			`9:15: pool "website": +15550100001 is also a tracking number under numbers: a number is static or in a pool, not both`,
+			`10:14: pool "website" replace +15550100050 is a number of pool "landing": the number shown by default cannot be one held by visitors`,
+			`11:15: pool "website" overflow +15550100005 is one of its own numbers: the overflow is shown when every pool number is held, so it must be another number`,
+			`14:15: pool "landing": +15550100010 (and 9 more) is also in pool "website" (line 9): pools must not overlap`,
+			`15:14: pool "landing" replace +15550100025 is a number of pool "landing": the number shown by default cannot be one held by visitors`,
+			`16:15: pool "landing" overflow +15550100099 is also a tracking number under numbers: its calls would have two attributions`,
+			`21:15: pool "shop" overflow +15550100099 is also the overflow of pool "landing" (line 16): its calls could not be told apart`,
+			`21:15: pool "shop" overflow +15550100099 is also a tracking number under numbers: its calls would have two attributions`,
+		}},
+		{"pool_missing", []string{
+			`5:3: pool "empty" has no numbers: list them, like numbers: ["+1 555 010 0100..+1 555 010 0119"]`,
+			`5:3: pool "empty" has no replace: give the number the site shows by default, which dni.js swaps for a pool number`,
+			`5:3: pool "empty" has no overflow: give the number shown when every pool number is held`,
+			`5:3: pool "empty" has no flow: say which flow its calls run`,
+			`7:14: pool "nothing" numbers is empty: list the numbers shown to visitors`,
+			`10:11: pool "nothing" hold must be more than 0: a number is held this long after the visitor's last heartbeat`,
+			`11:11: pool "nothing" names flow "nowhere", which is not defined`,
+			`16:11: pool "negative" hold "-5m" must not be negative`,
+			`18:5: unknown key "sorce" in pool "negative" (known: numbers, replace, overflow, hold, flow, source, medium, campaign)`,
+			`20:14: pool "wrong" numbers must be a list, got the string "+1 555 010 0300"`,
+			`21:14: pool "wrong" replace "5550100000": must start with +country code`,
+			`22:15: pool "wrong" overflow must be a single value, got a list`,
+			`23:11: pool "wrong" hold "soon" is not a duration (like 30s, 2m, 1h30m, 90d)`,
+			`26:15: ${POOL_NUMBER} is not set`,
+			`28:15: ${POOL_OVERFLOW} is not set`,
+			`30:9: pool "list" must be a map (key: value), got a list`,
 		}},
 	}
 	for _, tt := range tests {
@@ -695,27 +735,24 @@ func TestProblems(t *testing.T) {
 	}
 }
 
-func TestReferenceNotSupportedYet(t *testing.T) {
+// TestReference loads the contract's reference configuration whole.
+func TestReference(t *testing.T) {
 	env := map[string]string{"CALLSIGN_ADMIN_TOKEN": "t", "BOB_SIP_PASSWORD": "p", "ALICE_TOKEN": "a"}
-	_, err := load(t, "testdata/reference.yaml", env)
-	want := []string{
-		`42:1: section "pools" is not supported yet`,
+	c, err := load(t, "testdata/reference.yaml", env)
+	if err != nil {
+		t.Fatalf("reference: %v", err)
 	}
-	for i := range want {
-		want[i] = "testdata/reference.yaml:" + want[i]
+	if got, want := c.Summary(), "testdata/reference.yaml: ok — 3 numbers, 1 pool (20 numbers), 2 flows, 2 queues, 3 agents, 1 trunk, 2 prompts, recording: 1 flow asks, 1 announces"; got != want {
+		t.Errorf("Summary() = %q, want %q", got, want)
 	}
-	if err == nil {
-		t.Fatal("reference loaded without problems")
-	}
-	if strings.Contains(err.Error(), "record") {
-		t.Errorf("record and recording must be supported:\n%v", err)
-	}
-	if got := strings.Split(err.Error(), "\n"); !reflect.DeepEqual(got, want) {
-		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	p := c.Pools["website"]
+	if p == nil || len(p.Numbers) != 20 || p.Numbers[0] != "+15550100100" || p.Numbers[19] != "+15550100119" ||
+		p.Replace != "+15550100000" || p.Overflow != "+15550100199" || p.Hold != 30*time.Minute || p.Flow != "sales" {
+		t.Errorf("pool website = %+v", p)
 	}
 
-	// Without the environment, the unset variables outside unsupported
-	// sections are reported too, and do not hide the rest.
+	// Without the environment, every unset variable is reported, and
+	// none hides the rest.
 	_, err = load(t, "testdata/reference.yaml", nil)
 	for _, w := range []string{
 		"testdata/reference.yaml:21:16: ${CALLSIGN_ADMIN_TOKEN} is not set",
@@ -908,6 +945,71 @@ func TestQueues(t *testing.T) {
 	} {
 		if got := sales.Hours.Open(tc.at); got != tc.open {
 			t.Errorf("open at %s: %v", tc.at, got)
+		}
+	}
+}
+
+func TestPools(t *testing.T) {
+	c := mustLoad(t, "testdata/pools.yaml", map[string]string{"CAMPAIGN": "spring"})
+	if got, want := c.Summary(), "testdata/pools.yaml: ok — 1 number, 2 pools (28 numbers), 1 flow, 1 queue, 1 agent, 1 trunk"; got != want {
+		t.Errorf("Summary() = %q, want %q", got, want)
+	}
+	var website []string
+	for n := 100; n <= 119; n++ {
+		website = append(website, fmt.Sprintf("+155501%05d", n))
+	}
+	website = append(website, "+15550100150", "+15550100160", "+15550100161")
+	want := map[string]*Pool{
+		"website": {Name: "website", Numbers: website, Replace: "+15550100000", Overflow: "+15550100199",
+			Hold: DefaultPoolHold, Flow: "sales"},
+		"landing": {Name: "landing",
+			Numbers: []string{"+442079460000", "+442079460001", "+442079460002", "+442079460003", "+442079460004"},
+			Replace: "+15550100000", Overflow: "+442079460099", Hold: 2 * time.Hour, Flow: "sales",
+			Source: "landing-pages", Medium: "cpc", Campaign: "spring"},
+	}
+	for name, w := range want {
+		if got := c.Pools[name]; !reflect.DeepEqual(got, w) {
+			t.Errorf("pool %s:\ngot  %+v\nwant %+v", name, got, w)
+		}
+	}
+	if len(c.Pools) != len(want) {
+		t.Errorf("%d pools, want %d", len(c.Pools), len(want))
+	}
+}
+
+func TestExpandNumbers(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want []string
+		err  string
+	}{
+		{in: "+1 555 010 0100", want: []string{"+15550100100"}},
+		{in: "+1 555 010 0100..+1 555 010 0102", want: []string{"+15550100100", "+15550100101", "+15550100102"}},
+		{in: "+1.555.010.0109 .. +1.555.010.0110", want: []string{"+15550100109", "+15550100110"}},
+		{in: "+1 555 010 0100..+1 555 010 0100", want: []string{"+15550100100"}},
+		{in: "+1 555 019 9999..+1 555 020 0000", want: []string{"+15550199999", "+15550200000"}},
+		{in: "+1 555 010 0000..+1 555 010 9999", want: nil, err: ""}, // exactly the limit
+		{in: "+1 555 010 0000..+1 555 011 0000", err: "range of 10001 numbers is longer than 10000: split it, or check its end"},
+		{in: "+1 555 010 0102..+1 555 010 0100", err: "range start +15550100102 is after its end +15550100100"},
+		{in: "+1 555 010 0100..+44 20 7946 0000", err: "range ends +15550100100 and +442079460000 differ in length: give both in full"},
+		{in: "..+1 555 010 0100", err: `range start "": empty number`},
+		{in: "+1 555 010 0100..", err: `range end "": empty number`},
+		{in: "+1 555 010 0100..+1 555 010 0101..+1 555 010 0102", err: `range end "+1 555 010 0101..+1 555 010 0102": not a valid E.164 number`},
+	} {
+		got, err := ExpandNumbers(tt.in)
+		switch {
+		case tt.err != "":
+			if err == nil || err.Error() != tt.err {
+				t.Errorf("ExpandNumbers(%q) error %v, want %q", tt.in, err, tt.err)
+			}
+		case err != nil:
+			t.Errorf("ExpandNumbers(%q): %v", tt.in, err)
+		case tt.want == nil:
+			if len(got) != MaxPoolRange || got[0] != "+15550100000" || got[len(got)-1] != "+15550109999" {
+				t.Errorf("ExpandNumbers(%q) = %d numbers from %s", tt.in, len(got), got[0])
+			}
+		case !reflect.DeepEqual(got, tt.want):
+			t.Errorf("ExpandNumbers(%q) = %v, want %v", tt.in, got, tt.want)
 		}
 	}
 }

@@ -37,6 +37,7 @@ func FuzzLoad(f *testing.F) {
 	for _, name := range []string{
 		"TEST_ADMIN_TOKEN", "TEST_BOB_PASSWORD", "HTTP_HOST", "TOKEN_A", "TOKEN_B", "CARRIER_NET",
 		"MAX_CALLS", "CAMPAIGN", "BOB_SIP_PASSWORD", "CALLSIGN_ADMIN_TOKEN", "ALICE_TOKEN",
+		"POOL_NUMBER", "POOL_OVERFLOW",
 	} {
 		f.Setenv(name, "1")
 	}
@@ -103,6 +104,27 @@ func checkReferences(t *testing.T, data []byte, c *Config) {
 			t.Fatalf("%q: number %q keyed %q", data, n.E164, e164)
 		}
 		flow("number "+e164, n.Flow)
+	}
+	owner := map[string]string{}
+	for name, p := range c.Pools {
+		flow("pool "+name, p.Flow)
+		if len(p.Numbers) == 0 || p.Replace == "" || p.Overflow == "" || p.Hold <= 0 {
+			t.Fatalf("%q: pool %s is incomplete: %+v", data, name, p)
+		}
+		for _, n := range p.Numbers {
+			if o, dup := owner[n]; dup {
+				t.Fatalf("%q: number %s is in pools %s and %s", data, n, o, name)
+			}
+			if _, static := c.Numbers[n]; static {
+				t.Fatalf("%q: pool %s number %s is also static", data, name, n)
+			}
+			owner[n] = name
+		}
+	}
+	for name, p := range c.Pools {
+		if _, taken := owner[p.Overflow]; taken {
+			t.Fatalf("%q: pool %s overflow %s is a pool number", data, name, p.Overflow)
+		}
 	}
 	for name, fl := range c.Flows {
 		for _, st := range fl.Steps {

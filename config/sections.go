@@ -79,6 +79,7 @@ func (l *loader) config(root *yaml.Node) *Config {
 		Path:    l.file,
 		Trunks:  map[string]*Trunk{},
 		Numbers: map[string]*Number{},
+		Pools:   map[string]*Pool{},
 		Flows:   map[string]*Flow{},
 		Queues:  map[string]*Queue{},
 		Agents:  map[string]*Agent{},
@@ -101,7 +102,7 @@ func (l *loader) config(root *yaml.Node) *Config {
 		{name: "storage", parse: func(_, v *yaml.Node) { l.storage(v, &storage) }},
 		{name: "trunks", parse: func(k, v *yaml.Node) { trunksNode = k; trunksOK = l.trunks(v, c) }},
 		{name: "numbers", parse: func(_, v *yaml.Node) { l.numbers(v, c) }},
-		{name: "pools"},
+		{name: "pools", parse: func(_, v *yaml.Node) { l.pools(v, c) }},
 		{name: "flows", parse: func(_, v *yaml.Node) { l.flows(v, c) }},
 		{name: "queues", parse: func(_, v *yaml.Node) { l.queues(v, c) }},
 		{name: "agents", parse: func(_, v *yaml.Node) { l.agents(v, c) }},
@@ -1095,8 +1096,12 @@ func cutPrefixFold(s, prefix string) (string, bool) {
 
 // Summary is the line `callsign check` prints for a valid file.
 func (c *Config) Summary() string {
+	numbers := plural(len(c.Numbers), "number")
+	if len(c.Pools) > 0 {
+		numbers += fmt.Sprintf(", %s (%s)", plural(len(c.Pools), "pool"), plural(c.poolNumberCount(), "number"))
+	}
 	s := fmt.Sprintf("%s: ok — %s, %s, %s, %s, %s", c.Path,
-		plural(len(c.Numbers), "number"), plural(len(c.Flows), "flow"),
+		numbers, plural(len(c.Flows), "flow"),
 		plural(len(c.Queues), "queue"), plural(len(c.Agents), "agent"),
 		plural(len(c.Trunks), "trunk"))
 	if n := c.promptCount(); n > 0 {

@@ -21,10 +21,11 @@ type Config struct {
 	Events  Events
 	Storage Storage
 
-	// Trunks, Numbers, Flows, Queues and Agents are keyed by their name
-	// (numbers by their E.164 form, "+15550100001").
+	// Trunks, Numbers, Pools, Flows, Queues and Agents are keyed by their
+	// name (numbers by their E.164 form, "+15550100001").
 	Trunks  map[string]*Trunk
 	Numbers map[string]*Number
+	Pools   map[string]*Pool
 	Flows   map[string]*Flow
 	Queues  map[string]*Queue
 	Agents  map[string]*Agent
@@ -130,6 +131,29 @@ type Number struct {
 	Flow     string
 	// Record overrides the flow's record mode when set.
 	Record string
+}
+
+// Pool is a set of numbers for dynamic number insertion: each web visitor
+// is shown a number of its own, so a call to that number is attributed to
+// the visit (its campaign, keyword, landing page) rather than to the number.
+type Pool struct {
+	Name string
+	// Numbers are the pool's numbers in E.164, ranges expanded, in the
+	// order written; no number is in two pools or also under numbers.
+	Numbers []string
+	// Replace is the number the web site shows by default, the one a
+	// visitor's own number replaces.
+	Replace string
+	// Overflow is shown when every pool number is held. Its calls cannot
+	// be told apart by visit, so they get Source, Medium and Campaign.
+	Overflow string
+	// Hold is how long a number stays with its visitor after the
+	// visitor's last heartbeat.
+	Hold time.Duration
+	Flow string
+	// Source, Medium and Campaign attribute calls to Overflow; empty
+	// when not given.
+	Source, Medium, Campaign string
 }
 
 // Flow is what a caller goes through before reaching an agent.
