@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/callsign/callsign/config"
 )
@@ -22,6 +23,10 @@ type Attribution struct {
 	// Record is the number's own record mode, which overrides its
 	// flows'; empty when it has none.
 	Record string
+	// Pool is the DNI pool of a pool number; Visit the web visit that
+	// held the number when the call came, if one did.
+	Pool  string
+	Visit *Visit
 }
 
 // Table is an immutable view of one configuration's numbers, flows and
@@ -30,6 +35,7 @@ type Table struct {
 	numbers   map[string]Attribution
 	queues    map[string]*config.Queue
 	flows     map[string]*config.Flow
+	pools     map[string]*config.Pool
 	recording *config.Recording
 	// agents are the ids of the configured agents and of every queue
 	// member, sorted, so Agents lists someone a queue names even before
@@ -45,6 +51,7 @@ func NewTable(cfg *config.Config) *Table {
 		numbers:   make(map[string]Attribution, len(cfg.Numbers)),
 		queues:    cfg.Queues,
 		flows:     cfg.Flows,
+		pools:     cfg.Pools,
 		recording: &cfg.Recording,
 	}
 	for e164, n := range cfg.Numbers {
@@ -66,6 +73,19 @@ func NewTable(cfg *config.Config) *Table {
 	t.agents = slices.Compact(t.agents)
 	return t
 }
+
+// PoolNames are the configured DNI pools' names, sorted.
+func (t *Table) PoolNames() []string {
+	names := make([]string, 0, len(t.pools))
+	for name := range t.pools {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Pool is a configured DNI pool, nil for one the table does not know.
+func (t *Table) Pool(name string) *config.Pool { return t.pools[name] }
 
 // AgentName is an agent's name, "" for one the table does not know.
 func (t *Table) AgentName(id string) string { return t.names[id] }
@@ -92,9 +112,46 @@ type Router struct {
 	// means every agent can.
 	present atomic.Pointer[func(agent string) bool]
 
+	// pools holds the DNI pools' numbers, if any are configured.
+	pools atomic.Pointer[Pools]
+
 	mu     sync.Mutex
 	agents map[string]*agent
 	turns  map[string]uint64 // calls ordered so far, by queue
+}
+
+// SetPools gives the router the pool manager whose numbers Attribute
+// knows.
+func (r *Router) SetPools(p *Pools) { r.pools.Store(p) }
+
+// Attribute finds what a call to an E.164 number stands for: a tracking
+// number's configured attribution, or for a pool number the visit that
+// held it at `at` (by the visit's own utm parameters, click ids and
+// referrer), else the pool's defaults.
+func (r *Router) Attribute(e164 string, at time.Time) (Attribution, bool) {
+	t := r.Table()
+	if a, ok := t.Lookup(e164); ok {
+		return a, true
+	}
+	p := r.pools.Load()
+	if p == nil {
+		return Attribution{}, false
+	}
+	name, _, ok := p.PoolOf(e164)
+	pc := t.pools[name]
+	if !ok || pc == nil {
+		return Attribution{}, false
+	}
+	a := Attribution{
+		Number: e164, Pool: name, Source: pc.Source, Medium: pc.Medium, Campaign: pc.Campaign,
+		Flow: t.flows[pc.Flow],
+	}
+	if b, ok := p.Lookup(e164, at); ok {
+		v := b.Visit
+		a.Source, a.Medium, a.Campaign, a.Keyword = v.Attribution()
+		a.Visit = &v
+	}
+	return a, true
 }
 
 // NewRouter routes with t until the next Swap. A nil clock is the real

@@ -48,7 +48,7 @@ func (e *Edge) onInvite(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
 	number, ok := config.NormalizeDialed(req.Recipient.User)
 	var attr routing.Attribution
 	if ok {
-		attr, ok = e.opts.Router.Table().Lookup(number)
+		attr, ok = e.opts.Router.Attribute(number, e.opts.Clock.Now())
 	}
 	if !ok || attr.Flow == nil {
 		e.log.Info().Str("number", req.Recipient.User).Str("trunk", trunk.Name).Str("sip_call_id", callID(req)).Msg("INVITE for an unknown number refused")
@@ -91,6 +91,8 @@ func (e *Edge) onInvite(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
 		Medium:         attr.Medium,
 		Campaign:       attr.Campaign,
 		Keyword:        attr.Keyword,
+		Pool:           attr.Pool,
+		Visitor:        visitorOf(attr.Visit),
 	}
 	in, err := e.newInbound(req, tx, offer, codec)
 	if err != nil {
@@ -351,4 +353,16 @@ func (l *trunkLoad) release() {
 	l.mu.Lock()
 	l.active--
 	l.mu.Unlock()
+}
+
+// visitorOf is a pool number's visit as the call's record carries it.
+func visitorOf(v *routing.Visit) *call.Visitor {
+	if v == nil {
+		return nil
+	}
+	return &call.Visitor{
+		UTMSource: v.UTMSource, UTMMedium: v.UTMMedium, UTMCampaign: v.UTMCampaign, UTMTerm: v.UTMTerm,
+		UTMContent: v.UTMContent, GCLID: v.GCLID, GBRAID: v.GBRAID, WBRAID: v.WBRAID, FBCLID: v.FBCLID,
+		MSCLKID: v.MSCLKID, Referrer: v.Referrer, LandingPage: v.LandingPage, FirstSeen: v.FirstSeen,
+	}
 }

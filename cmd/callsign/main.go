@@ -7,6 +7,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/callsign/callsign/calllog"
+	"github.com/callsign/callsign/dni"
 	"io"
 	"log/slog"
 	"net/http"
@@ -179,7 +181,26 @@ func serveConfig(cfg *config.Config, path string, drainTimeout time.Duration, lo
 	var adminToken atomic.Pointer[string]
 	adminToken.Store(&cfg.HTTP.AdminToken)
 	outcomes := ops.NewOutcomes()
-	journal, recovered, err := openJournal(cfg.Storage.Dir, pub, outcomes.Count, log)
+	callLog, err := calllog.Open(cfg.Storage.Dir, log.With().Str("component", "calllog").Logger())
+	if err != nil {
+		return err
+	}
+	defer callLog.Close()
+	pools := routing.NewPools(poolList(cfg), call.SystemClock{}, func(pool string, held, total int) {
+		log.Warn().Str("pool", pool).Int("held", held).Int("numbers", total).
+			Msg("pool pressure: over 75% of the pool's numbers are held; new visitors may soon get the overflow number")
+	})
+	restoreBindings(callLog, pools, log)
+	router.SetPools(pools)
+	go keepBindings(ctx, callLog, pools, router, log)
+	defer func() { saveBindings(callLog, pools, router.Table().PoolNames(), log) }()
+	// Every call's end is counted and logged, those a killed edge left
+	// up included.
+	ended := func(rec *call.Record) {
+		outcomes.Count(rec)
+		callLog.Add(logEntry(rec))
+	}
+	journal, recovered, err := openJournal(cfg.Storage.Dir, pub, ended, log)
 	if err != nil {
 		return err
 	}
@@ -211,7 +232,7 @@ func serveConfig(cfg *config.Config, path string, drainTimeout time.Duration, lo
 		Clock:     call.SystemClock{},
 		Log:       log,
 		NewID:     func() string { return ulid.Make().String() },
-		OnEnd:     outcomes.Count,
+		OnEnd:     ended,
 		Recorder:  recorder{recordings},
 		Voicemail: voicemails{messages},
 		Softphone: phones,
@@ -228,7 +249,7 @@ func serveConfig(cfg *config.Config, path string, drainTimeout time.Duration, lo
 	if err != nil {
 		return err
 	}
-	httpAddr, err := ops.Serve(ctx, cfg.HTTP.Listen, tlsConf, withSoftphone(phones, ops.Handler(ops.Sources{
+	httpAddr, err := ops.Serve(ctx, cfg.HTTP.Listen, tlsConf, withSoftphone(phones, dni.Handler(dniPools{pools: pools, router: router}, log.With().Str("component", "dni").Logger()), ops.Handler(ops.Sources{
 		ActiveCalls:    edge.Active,
 		SIPResponses:   edge.Responses,
 		RelayedPackets: meter.RelayedPackets,
@@ -270,7 +291,7 @@ func serveConfig(cfg *config.Config, path string, drainTimeout time.Duration, lo
 	defer signal.Stop(sigs)
 	for sig := range sigs {
 		if sig == syscall.SIGHUP {
-			reload(path, router, edge, phones, &adminToken, []*certificate{httpCert, sipCert}, log)
+			reload(path, router, pools, edge, phones, &adminToken, []*certificate{httpCert, sipCert}, log)
 			continue
 		}
 		break
@@ -280,7 +301,7 @@ func serveConfig(cfg *config.Config, path string, drainTimeout time.Duration, lo
 
 // reload puts a new configuration in force for new calls, or keeps the
 // old one when the new one has problems.
-func reload(path string, router *routing.Router, edge *sip.Edge, phones *softphone.Hub, adminToken *atomic.Pointer[string], certs []*certificate, log zerolog.Logger) {
+func reload(path string, router *routing.Router, pools *routing.Pools, edge *sip.Edge, phones *softphone.Hub, adminToken *atomic.Pointer[string], certs []*certificate, log zerolog.Logger) {
 	cfg, err := config.Load(path)
 	if err != nil {
 		var problems config.Errors
@@ -294,6 +315,7 @@ func reload(path string, router *routing.Router, edge *sip.Edge, phones *softpho
 		return
 	}
 	router.Swap(routing.NewTable(cfg))
+	pools.Apply(poolList(cfg))
 	edge.Reload(cfg)
 	phones.Reload(cfg)
 	for _, c := range certs {
@@ -379,11 +401,13 @@ func agentStatus(router *routing.Router) func() []ops.AgentStatus {
 
 // withSoftphone serves the agents' softphone beside the operations
 // endpoints.
-func withSoftphone(phones *softphone.Hub, ops http.Handler) http.Handler {
+func withSoftphone(phones *softphone.Hub, numbers, ops http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	sp := phones.Handler()
 	mux.Handle("/softphone/", sp)
 	mux.Handle("/softphone", sp)
+	mux.Handle("/dni.js", numbers)
+	mux.Handle("/dni/", numbers)
 	mux.Handle("/", ops)
 	return mux
 }

@@ -143,3 +143,86 @@ func TestDNIScript(t *testing.T) {
 		t.Errorf("visitors held %v, want two, the first with +15550100100", pools.held)
 	}
 }
+
+// TestDNICall: a visitor's click id travels from a landing page, through
+// a phone call, into the call's events. Chromium opens a page that
+// includes the edge's dni.js with utm parameters and a gclid; the number
+// it is shown is a pool number of its own (another visitor gets another);
+// sipp calls that number; the call's events carry the pool, the visit and
+// the attribution derived from it.
+func TestDNICall(t *testing.T) {
+	t.Parallel()
+	requireEdge(t)
+	agent := startSipp(t, "carol", sippOpts{Scenario: "agent-answer.xml", Calls: 1, Timeout: 60 * time.Second})
+	e := startEdge(t, edgeConfig{
+		Queue:  queueConfig{RingTimeout: "10s", MaxWait: "20s", Agents: []string{"carol"}},
+		Agents: []agentConfig{fixedAgent("carol", "Carol", agent)},
+		Pools: `  website:
+    numbers: ["+1 555 010 0100..+1 555 010 0119"]
+    replace: "+1 555 010 0000"
+    overflow: "+1 555 010 0199"
+    hold: 30m
+    flow: main`,
+	})
+	page := strings.Replace(landingPage, `src="/dni.js"`, fmt.Sprintf(`src="http://127.0.0.1:%d/dni.js"`, e.httpPort), 1)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/landing", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = w.Write([]byte(page))
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	site := "http://" + ln.Addr().String()
+
+	b := startBrowser(t, "")
+	shown := func(p *tab) string {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			var href string
+			p.eval(`return document.querySelector('#tel').getAttribute('href')`, &href)
+			if href != "tel:+15550100000" {
+				return strings.TrimPrefix(href, "tel:")
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: still the default number 10s after the load: %s", p.name, p.text("body"))
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	first := b.open("visitor1", site+"/landing?utm_source=newsletter&utm_campaign=nov&gclid=TEST123")
+	number := shown(first)
+	second := b.open("visitor2", site+"/landing")
+	if other := shown(second); other == number {
+		t.Fatalf("two visitors were shown the same number %s", number)
+	}
+	if !strings.HasPrefix(number, "+155501001") {
+		t.Fatalf("shown %q, not a number of the pool", number)
+	}
+
+	c := startSipp(t, "carrier", sippOpts{
+		Scenario: "carrier-answered.xml",
+		Remote:   e.sipTarget(),
+		Service:  strings.TrimPrefix(number, "+"),
+		Calls:    1,
+		Timeout:  40 * time.Second,
+	})
+	c.succeed(t, 45*time.Second)
+	agent.succeed(t, 10*time.Second)
+	evs := e.events.callEvents(t, c.callID, eventDeadline)
+	for _, name := range []string{"call.started", "call.completed"} {
+		ev := one(t, evs, name)
+		wantFields(t, ev, map[string]string{
+			"tracking_number": number, "pool": "website", "source": "newsletter", "campaign": "nov",
+		})
+		v, ok := ev.Fields["visitor"].(map[string]any)
+		if !ok || v["gclid"] != "TEST123" || v["utm_source"] != "newsletter" || !strings.Contains(fmt.Sprint(v["landing_page"]), "/landing?") {
+			t.Errorf("%s: visitor %v, want the first visit's gclid, utm_source and landing page", name, ev.Fields["visitor"])
+		}
+	}
+}

@@ -55,6 +55,9 @@ type edgeConfig struct {
 	// Recording, if set, is the body of the recording section (indented
 	// by two spaces).
 	Recording string
+	// Pools, if set, is the body of the pools section (indented by two
+	// spaces).
+	Pools string
 	// TLS adds a tls:// listener (edge.tlsPort) with a self-signed
 	// certificate for 127.0.0.1 (edge.certFile).
 	TLS bool
@@ -128,6 +131,11 @@ trunks:
 
 numbers:
   "+1 555 010 0001": {source: google-ads, medium: cpc, campaign: spring-sale, keyword: plumber, flow: main}
+{{- if .Cfg.Pools}}
+
+pools:
+{{.Cfg.Pools}}
+{{- end}}
 
 flows:
 {{- if .Cfg.Flows}}
