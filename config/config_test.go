@@ -163,7 +163,7 @@ func TestExample(t *testing.T) {
 	if err != nil {
 		t.Fatalf("examples/callsign.yaml must load: %v", err)
 	}
-	if got, want := c.Summary(), "../examples/callsign.yaml: ok — 3 numbers, 2 flows, 2 queues, 3 agents, 1 trunk, 3 prompts, recording: 1 flow asks, 1 announces"; got != want {
+	if got, want := c.Summary(), "../examples/callsign.yaml: ok — 3 numbers, 1 pool (20 numbers), 2 flows, 2 queues, 3 agents, 1 trunk, 3 prompts, recording: 1 flow asks, 1 announces"; got != want {
 		t.Errorf("Summary() = %q, want %q", got, want)
 	}
 	if q := c.Queues["sales"]; q.MaxWait != 2*time.Minute || q.RingTimeout != 20*time.Second {
