@@ -331,10 +331,9 @@ type pike struct {
 	window, block time.Duration
 	max, cap      int
 
-	mu        sync.Mutex
-	sources   map[netip.Addr]*pikeSource
-	pruned    bool // lastPrune is set
-	lastPrune time.Duration
+	mu      sync.Mutex
+	sources map[netip.Addr]*pikeSource
+	room    roomKeeper
 }
 
 type pikeSource struct {
@@ -412,29 +411,43 @@ func (p *pike) scannerLog(key netip.Addr, now, every time.Duration) bool {
 	return true
 }
 
-// makeRoom frees an entry of a full table. It first forgets the sources
-// that have nothing worth keeping (not blocked, no request for two
-// windows), at most once a second, as a flood from ever new addresses
-// would otherwise scan the table for every packet; then, if the table is
-// still full, it evicts one.
+// makeRoom frees an entry of a full table of sources: those not blocked
+// and quiet for two windows have nothing worth keeping.
 func (p *pike) makeRoom(now time.Duration) {
-	if !p.pruned || now-p.lastPrune >= time.Second {
-		p.pruned, p.lastPrune = true, now
-		for k, s := range p.sources {
-			if s.until <= now && now-s.seen >= 2*p.window {
-				delete(p.sources, k)
+	makeRoom(&p.room, p.sources, p.cap, now,
+		func(s *pikeSource) bool { return s.until <= now && now-s.seen >= 2*p.window },
+		func(s *pikeSource) (bool, time.Duration) {
+			if s.until > now {
+				return true, s.until
+			}
+			return false, s.seen
+		})
+}
+
+// roomKeeper remembers when a bounded table was last pruned.
+type roomKeeper struct {
+	pruned    bool // lastPrune is set
+	lastPrune time.Duration
+}
+
+// makeRoom frees an entry of a full table m. It first forgets the stale
+// entries, at most once a second, as a flood from ever new addresses
+// would otherwise scan the table for every packet; then, if the table is
+// still full, it evicts one (evictOne, by rank).
+func makeRoom[K comparable, V any](r *roomKeeper, m map[K]V, capacity int, now time.Duration,
+	stale func(V) bool, rank func(V) (held bool, at time.Duration)) {
+	if !r.pruned || now-r.lastPrune >= time.Second {
+		r.pruned, r.lastPrune = true, now
+		for k, v := range m {
+			if stale(v) {
+				delete(m, k)
 			}
 		}
 	}
-	if len(p.sources) < p.cap {
+	if len(m) < capacity {
 		return
 	}
-	evictOne(p.sources, func(s *pikeSource) (bool, time.Duration) {
-		if s.until > now {
-			return true, s.until
-		}
-		return false, s.seen
-	})
+	evictOne(m, rank)
 }
 
 // blocked is how many sources are blocked now.
@@ -484,10 +497,9 @@ type lockout[K comparable] struct {
 	window, period time.Duration
 	cap            int
 
-	mu        sync.Mutex
-	keys      map[K]*lockEntry
-	pruned    bool // lastPrune is set
-	lastPrune time.Duration
+	mu   sync.Mutex
+	keys map[K]*lockEntry
+	room roomKeeper
 }
 
 type lockEntry struct {
@@ -548,24 +560,17 @@ func (l *lockout[K]) succeed(k K, now time.Duration) {
 	}
 }
 
+// makeRoom frees an entry of a full table: keys not locked out whose
+// window is over have nothing worth keeping.
 func (l *lockout[K]) makeRoom(now time.Duration) {
-	if !l.pruned || now-l.lastPrune >= time.Second {
-		l.pruned, l.lastPrune = true, now
-		for k, e := range l.keys {
-			if e.until <= now && now-e.first >= l.window {
-				delete(l.keys, k)
+	makeRoom(&l.room, l.keys, l.cap, now,
+		func(e *lockEntry) bool { return e.until <= now && now-e.first >= l.window },
+		func(e *lockEntry) (bool, time.Duration) {
+			if e.until > now {
+				return true, e.until
 			}
-		}
-	}
-	if len(l.keys) < l.cap {
-		return
-	}
-	evictOne(l.keys, func(e *lockEntry) (bool, time.Duration) {
-		if e.until > now {
-			return true, e.until
-		}
-		return false, e.first
-	})
+			return false, e.first
+		})
 }
 
 // registerLocked says whether a registration of username from src is
