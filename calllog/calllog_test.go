@@ -651,3 +651,21 @@ func (w *syncWriter) Write(p []byte) (int, error) {
 	defer w.mu.Unlock()
 	return w.w.Write(p)
 }
+
+// TestEntryOf: a record's visit is kept by the event's field names, with
+// only what the visit had, and its pool and first-call flag carry over.
+func TestEntryOf(t *testing.T) {
+	first := true
+	rec := call.Record{ID: "c1", Pool: "website", FirstCall: &first, Visitor: &call.Visitor{
+		UTMSource: "newsletter", GCLID: "TEST123", LandingPage: "https://shop.example/",
+		FirstSeen: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC),
+	}}
+	e := EntryOf(&rec)
+	want := map[string]string{"utm_source": "newsletter", "gclid": "TEST123", "landing_page": "https://shop.example/", "first_seen": "2026-11-23T09:00:00Z"}
+	if !reflect.DeepEqual(e.Visitor, want) || e.Pool != "website" || !e.FirstCall {
+		t.Errorf("entry visitor %v pool %q first %v", e.Visitor, e.Pool, e.FirstCall)
+	}
+	if e := EntryOf(&call.Record{ID: "c2"}); e.Visitor != nil || e.FirstCall {
+		t.Errorf("a record without a visit: %+v", e)
+	}
+}

@@ -44,18 +44,42 @@ const (
 	busyTimeoutMS = 5000
 )
 
-// Entry is what the store keeps of one call: the final record plus what
-// the edge learnt around it that call.Record does not carry.
+// Entry is what the store keeps of one call: the final record, with its
+// visit and first-call flag in the form they are stored and queried in.
 type Entry struct {
 	call.Record
-	// Pool is the DNI pool the tracking number belongs to, if any.
-	Pool string
-	// Visitor is the web visit a pool number was shown to (utm_*, gclid,
-	// referrer, landing_page, first_seen); nil when none.
+	// Visitor is the web visit a pool number was shown to, by the event's
+	// field names (utm_*, gclid, referrer, landing_page, first_seen); nil
+	// when none.
 	Visitor map[string]string
 	// FirstCall: no call from this caller within the 30 days before this
 	// one (see Store.FirstCall).
 	FirstCall bool
+}
+
+// EntryOf is a call's final record as the store keeps it.
+func EntryOf(rec *call.Record) Entry {
+	e := Entry{Record: *rec}
+	if v := rec.Visitor; v != nil {
+		e.Visitor = map[string]string{}
+		for k, val := range map[string]string{
+			"utm_source": v.UTMSource, "utm_medium": v.UTMMedium, "utm_campaign": v.UTMCampaign,
+			"utm_term": v.UTMTerm, "utm_content": v.UTMContent, "gclid": v.GCLID, "gbraid": v.GBRAID,
+			"wbraid": v.WBRAID, "fbclid": v.FBCLID, "msclkid": v.MSCLKID, "referrer": v.Referrer,
+			"landing_page": v.LandingPage,
+		} {
+			if val != "" {
+				e.Visitor[k] = val
+			}
+		}
+		if !v.FirstSeen.IsZero() {
+			e.Visitor["first_seen"] = v.FirstSeen.UTC().Format(time.RFC3339Nano)
+		}
+	}
+	if rec.FirstCall != nil {
+		e.FirstCall = *rec.FirstCall
+	}
+	return e
 }
 
 // Store is the call log. Its methods are safe for concurrent use.

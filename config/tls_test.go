@@ -48,28 +48,10 @@ func writePair(t *testing.T, dir string) {
 func TestSIPTLS(t *testing.T) {
 	dir := t.TempDir()
 	writePair(t, dir)
-	cfgPath := filepath.Join(dir, "callsign.yaml")
-	body := `sip:
+	cfg, err := loadSIPSection(t, dir, `sip:
   listen: [udp://127.0.0.1:5060, tls://127.0.0.1:5061]
   tls: {cert: edge.crt, key: edge.key}
-trunks:
-  carrier: {allow: [192.0.2.0/24]}
-numbers:
-  "+1 555 010 0001": {flow: sales}
-flows:
-  sales:
-    steps:
-      - queue: sales
-queues:
-  sales: {agents: [bob]}
-agents:
-  bob:
-    sip: {contact: "sip:bob@192.0.2.10"}
-`
-	if err := os.WriteFile(cfgPath, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := load(t, cfgPath, nil)
+`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,11 +68,23 @@ agents:
 }
 
 func TestDigestAlgorithms(t *testing.T) {
-	dir := t.TempDir()
-	cfgPath := filepath.Join(dir, "callsign.yaml")
-	body := `sip:
+	cfg, err := loadSIPSection(t, t.TempDir(), `sip:
   digest_algorithms: [sha-256, MD5]
-trunks:
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.SIP.DigestAlgorithms; len(got) != 2 || got[0] != "SHA-256" || got[1] != "MD5" {
+		t.Errorf("digest algorithms %q, want [SHA-256 MD5]", got)
+	}
+}
+
+// loadSIPSection loads, from dir, a configuration of sip (a whole `sip:`
+// section) and the least else a valid file needs.
+func loadSIPSection(t *testing.T, dir, sip string) (*Config, error) {
+	t.Helper()
+	path := filepath.Join(dir, "callsign.yaml")
+	body := sip + `trunks:
   carrier: {allow: [192.0.2.0/24]}
 numbers:
   "+1 555 010 0001": {flow: sales}
@@ -104,14 +98,8 @@ agents:
   bob:
     sip: {username: bob, password: secret}
 `
-	if err := os.WriteFile(cfgPath, []byte(body), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := load(t, cfgPath, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := cfg.SIP.DigestAlgorithms; len(got) != 2 || got[0] != "SHA-256" || got[1] != "MD5" {
-		t.Errorf("digest algorithms %q, want [SHA-256 MD5]", got)
-	}
+	return load(t, path, nil)
 }

@@ -15,20 +15,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/callsign/callsign/routing"
 	"github.com/rs/zerolog"
 )
 
 //go:embed web/dni.js
 var script []byte
-
-// Visit is what the script reports of a page view, read off its landing
-// URL and referrer on the edge, so the script stays small and one parser
-// decides what a parameter means.
-type Visit struct {
-	UTMSource, UTMMedium, UTMCampaign, UTMTerm, UTMContent string
-	GCLID, GBRAID, WBRAID, FBCLID, MSCLKID                 string
-	Referrer, LandingPage                                  string
-}
 
 // Assignment is the number a visitor is shown.
 type Assignment struct {
@@ -48,7 +40,10 @@ var ErrUnknownPool = errors.New("unknown pool")
 
 // Pools hands out and holds the numbers.
 type Pools interface {
-	Assign(pool, visitor string, v Visit) (Assignment, error)
+	// Assign gets v as read off the page's landing URL and referrer on
+	// the edge, so the script stays small and one parser decides what a
+	// parameter means.
+	Assign(pool, visitor string, v routing.Visit) (Assignment, error)
 	// Heartbeat renews the visitor's hold; false when it holds nothing
 	// (any more), and the script asks again.
 	Heartbeat(pool, visitor string) bool
@@ -199,8 +194,8 @@ func checkIDs(pool, visitor string) string {
 // visitOf reads the attribution of a page view off its URL and referrer.
 // Over-long or unparsable values are dropped rather than refused: the
 // visitor still gets a number.
-func visitOf(landing, referrer string) Visit {
-	v := Visit{}
+func visitOf(landing, referrer string) routing.Visit {
+	v := routing.Visit{}
 	if len(referrer) <= maxURL {
 		if u, err := url.Parse(referrer); err == nil && (u.Scheme == "http" || u.Scheme == "https") {
 			v.Referrer = referrer

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callsign/callsign/routing"
 	"github.com/rs/zerolog"
 )
 
@@ -15,15 +16,15 @@ import (
 type fakePools struct {
 	mu     sync.Mutex
 	held   map[string]string
-	visits map[string]Visit
+	visits map[string]routing.Visit
 	next   int
 }
 
 func newFakePools() *fakePools {
-	return &fakePools{held: map[string]string{}, visits: map[string]Visit{}}
+	return &fakePools{held: map[string]string{}, visits: map[string]routing.Visit{}}
 }
 
-func (f *fakePools) Assign(pool, visitor string, v Visit) (Assignment, error) {
+func (f *fakePools) Assign(pool, visitor string, v routing.Visit) (Assignment, error) {
 	if pool != "website" {
 		return Assignment{}, ErrUnknownPool
 	}
@@ -100,7 +101,7 @@ func TestSessionRefusesBadInput(t *testing.T) {
 	}
 	// A landing URL that is no http(s) URL costs the visitor nothing but
 	// its attribution.
-	if v := visitOf("javascript:alert(1)?utm_source=x", "data:text/html,hi"); v != (Visit{}) {
+	if v := visitOf("javascript:alert(1)?utm_source=x", "data:text/html,hi"); v != (routing.Visit{}) {
 		t.Errorf("visit of junk URLs: %+v", v)
 	}
 }

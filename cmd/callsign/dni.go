@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strings"
 	"time"
 
-	"github.com/callsign/callsign/call"
 	"github.com/callsign/callsign/calllog"
 	"github.com/callsign/callsign/config"
 	"github.com/callsign/callsign/dni"
@@ -22,15 +22,7 @@ func poolList(cfg *config.Config) []config.Pool {
 	for _, p := range cfg.Pools {
 		out = append(out, *p)
 	}
-	slices.SortFunc(out, func(a, b config.Pool) int {
-		switch {
-		case a.Name < b.Name:
-			return -1
-		case a.Name > b.Name:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b config.Pool) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
 
@@ -41,17 +33,14 @@ type dniPools struct {
 	router *routing.Router
 }
 
-func (d dniPools) Assign(pool, visitor string, v dni.Visit) (dni.Assignment, error) {
+func (d dniPools) Assign(pool, visitor string, v routing.Visit) (dni.Assignment, error) {
 	pc := d.router.Table().Pool(pool)
 	if pc == nil {
 		return dni.Assignment{}, dni.ErrUnknownPool
 	}
 	now := time.Now()
-	number, overflow, err := d.pools.Assign(pool, visitor, routing.Visit{
-		UTMSource: v.UTMSource, UTMMedium: v.UTMMedium, UTMCampaign: v.UTMCampaign, UTMTerm: v.UTMTerm,
-		UTMContent: v.UTMContent, GCLID: v.GCLID, GBRAID: v.GBRAID, WBRAID: v.WBRAID, FBCLID: v.FBCLID,
-		MSCLKID: v.MSCLKID, Referrer: v.Referrer, LandingPage: v.LandingPage, FirstSeen: now,
-	}, now)
+	v.FirstSeen = now
+	number, overflow, err := d.pools.Assign(pool, visitor, v, now)
 	if errors.Is(err, routing.ErrUnknownPool) {
 		return dni.Assignment{}, dni.ErrUnknownPool
 	}
@@ -126,29 +115,4 @@ func saveBindings(store *calllog.Store, pools *routing.Pools, names []string, lo
 			log.Warn().Err(err).Str("pool", name).Msg("pool numbers held not saved")
 		}
 	}
-}
-
-// logEntry is a call's final record as the call log keeps it.
-func logEntry(rec *call.Record) calllog.Entry {
-	e := calllog.Entry{Record: *rec, Pool: rec.Pool}
-	if v := rec.Visitor; v != nil {
-		e.Visitor = map[string]string{}
-		for k, val := range map[string]string{
-			"utm_source": v.UTMSource, "utm_medium": v.UTMMedium, "utm_campaign": v.UTMCampaign,
-			"utm_term": v.UTMTerm, "utm_content": v.UTMContent, "gclid": v.GCLID, "gbraid": v.GBRAID,
-			"wbraid": v.WBRAID, "fbclid": v.FBCLID, "msclkid": v.MSCLKID, "referrer": v.Referrer,
-			"landing_page": v.LandingPage,
-		} {
-			if val != "" {
-				e.Visitor[k] = val
-			}
-		}
-		if !v.FirstSeen.IsZero() {
-			e.Visitor["first_seen"] = v.FirstSeen.UTC().Format(time.RFC3339Nano)
-		}
-	}
-	if rec.FirstCall != nil {
-		e.FirstCall = *rec.FirstCall
-	}
-	return e
 }

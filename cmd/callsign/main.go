@@ -198,7 +198,7 @@ func serveConfig(cfg *config.Config, path string, drainTimeout time.Duration, lo
 	// up included.
 	ended := func(rec *call.Record) {
 		outcomes.Count(rec)
-		callLog.Add(logEntry(rec))
+		callLog.Add(calllog.EntryOf(rec))
 	}
 	journal, recovered, err := openJournal(cfg.Storage.Dir, pub, ended, log)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/callsign/callsign/dni"
+	"github.com/callsign/callsign/routing"
 	"github.com/rs/zerolog"
 )
 
@@ -39,10 +40,10 @@ setTimeout(function () {
 type testPools struct {
 	mu     sync.Mutex
 	held   map[string]string
-	visits map[string]dni.Visit
+	visits map[string]routing.Visit
 }
 
-func (p *testPools) Assign(pool, visitor string, v dni.Visit) (dni.Assignment, error) {
+func (p *testPools) Assign(pool, visitor string, v routing.Visit) (dni.Assignment, error) {
 	if pool != "website" {
 		return dni.Assignment{}, dni.ErrUnknownPool
 	}
@@ -71,7 +72,7 @@ func (p *testPools) Heartbeat(pool, visitor string) bool {
 // browser context) gets another number.
 func TestDNIScript(t *testing.T) {
 	t.Parallel()
-	pools := &testPools{held: map[string]string{}, visits: map[string]dni.Visit{}}
+	pools := &testPools{held: map[string]string{}, visits: map[string]routing.Visit{}}
 	mux := http.NewServeMux()
 	mux.Handle("/dni.js", dni.Handler(pools, zerolog.Nop()))
 	mux.Handle("/dni/", dni.Handler(pools, zerolog.Nop()))
