@@ -1,7 +1,7 @@
-// Package events publishes the events of calls to NATS JetStream, as the
-// contract's "Events on NATS" describes: one JSON object per event on
-// <prefix>.<event>, kept in the CALLSIGN stream, deduplicated by the
-// Nats-Msg-Id header.
+// Package events publishes the events of calls and of DNI pools to NATS
+// JetStream, as the contract's "Events on NATS" describes: one JSON
+// object per event on <prefix>.<event>, kept in the CALLSIGN stream,
+// deduplicated by the Nats-Msg-Id header.
 package events
 
 import (
@@ -344,12 +344,17 @@ func (p *Publisher) Publish(event string, at time.Time, rec call.Record) {
 	if at.IsZero() {
 		at = time.Now()
 	}
+	p.PublishWithID(newID(at), event, at, rec)
+}
+
+// newID is a ULID of at, so ids sort as the events happened.
+func newID(at time.Time) string {
 	id, err := ulid.New(ulid.Timestamp(at), rand.Reader)
 	if err != nil {
 		// Only a time beyond year 10889 gets here.
 		id, _ = ulid.New(ulid.Now(), rand.Reader)
 	}
-	p.PublishWithID(id.String(), event, at, rec)
+	return id.String()
 }
 
 // PublishWithID is Publish with the event's id chosen by the caller: an
@@ -365,20 +370,27 @@ func (p *Publisher) PublishWithID(ids, event string, at time.Time, rec call.Reco
 		p.log.Error().Err(err).Str("event", event).Str("call_id", rec.ID).Msg("event not encodable; dropped")
 		return
 	}
-	m := &message{subject: p.prefix + "." + event, id: ids, data: data}
+	if why := p.enqueue(&message{subject: p.prefix + "." + event, id: ids, data: data}); why != "" {
+		p.log.Error().Str("event", event).Str("call_id", rec.ID).Str("id", ids).Msg(why)
+	}
+}
 
+// enqueue hands m to the writer without blocking. When it cannot, m is
+// dropped and counted, and the reason comes back for the caller to log
+// with what it knows of the event.
+func (p *Publisher) enqueue(m *message) (dropped string) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if p.closed {
 		p.dropped.Add(1)
-		p.log.Error().Str("event", event).Str("call_id", rec.ID).Str("id", ids).Msg("event after close; dropped")
-		return
+		return "event after close; dropped"
 	}
 	select {
 	case p.queue <- m:
+		return ""
 	default:
 		p.dropped.Add(1)
-		p.log.Error().Str("event", event).Str("call_id", rec.ID).Str("id", ids).Msg("events queue full; event dropped")
+		return "events queue full; event dropped"
 	}
 }
 

@@ -11,7 +11,9 @@ import (
 	"net"
 	"net/http"
 	"runtime/metrics"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -42,6 +44,17 @@ type Sources struct {
 	// Journal is the call journal's failed writes and dropped records;
 	// optional.
 	Journal func() (errors, dropped uint64)
+	// Pools are the DNI pools' figures, in any order; optional.
+	Pools func() []PoolStats
+}
+
+// PoolStats are a DNI pool's figures: its numbers, how many of them
+// visitors hold now, and how many visitors were shown the overflow
+// number since the edge started.
+type PoolStats struct {
+	Name          string
+	Numbers, Held int
+	Overflows     uint64
 }
 
 // SoftphoneStats count the agents whose softphone page is connected.
@@ -199,6 +212,9 @@ func writeMetrics(w io.Writer, src Sources, outcomes *Outcomes) {
 		fmt.Fprintf(w, "callsign_softphone_agents{state=\"available\"} %d\n", sp.Available)
 		fmt.Fprintf(w, "callsign_softphone_agents{state=\"busy\"} %d\n", sp.Busy)
 	}
+	if src.Pools != nil {
+		writePools(w, src.Pools())
+	}
 	published, failed, dropped, queued := src.Events()
 	fmt.Fprintln(w, "# HELP callsign_events_total Events by what became of them.")
 	fmt.Fprintln(w, "# TYPE callsign_events_total counter")
@@ -212,6 +228,55 @@ func writeMetrics(w io.Writer, src Sources, outcomes *Outcomes) {
 	fmt.Fprintln(w, "# TYPE callsign_events_outbox_errors_total counter")
 	fmt.Fprintf(w, "callsign_events_outbox_errors_total %d\n", src.OutboxErrors())
 	writeRuntime(w)
+}
+
+// writePools writes each family's samples together, as the text format
+// wants, in the order of the pools' names so that scrapes compare line
+// by line.
+func writePools(w io.Writer, pools []PoolStats) {
+	// The slice may be the source's own; it is not ours to reorder.
+	pools = slices.Clone(pools)
+	slices.SortFunc(pools, func(a, b PoolStats) int { return strings.Compare(a.Name, b.Name) })
+	fmt.Fprintln(w, "# HELP callsign_pool_numbers Numbers of a DNI pool.")
+	fmt.Fprintln(w, "# TYPE callsign_pool_numbers gauge")
+	for _, p := range pools {
+		fmt.Fprintf(w, "callsign_pool_numbers{pool=\"%s\"} %d\n", labelValue(p.Name), p.Numbers)
+	}
+	fmt.Fprintln(w, "# HELP callsign_pool_held Numbers of a DNI pool held by web visitors now (past 75% of callsign_pool_numbers the pool is under pressure).")
+	fmt.Fprintln(w, "# TYPE callsign_pool_held gauge")
+	for _, p := range pools {
+		fmt.Fprintf(w, "callsign_pool_held{pool=\"%s\"} %d\n", labelValue(p.Name), p.Held)
+	}
+	fmt.Fprintln(w, "# HELP callsign_pool_overflow_total Visitors shown a DNI pool's overflow number because every number was held (their calls lose the visit's attribution).")
+	fmt.Fprintln(w, "# TYPE callsign_pool_overflow_total counter")
+	for _, p := range pools {
+		fmt.Fprintf(w, "callsign_pool_overflow_total{pool=\"%s\"} %d\n", labelValue(p.Name), p.Overflows)
+	}
+}
+
+// labelValue escapes what the Prometheus text format escapes in a label
+// value, and nothing else: pool names are the operator's own, so unlike
+// the fixed words of other labels they may hold anything, and a Go-quoted
+// string's \t or \x01 would make the whole scrape unparsable.
+func labelValue(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if !strings.ContainsAny(s, "\\\"\n") {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		switch r {
+		case '\\':
+			b.WriteString(`\\`)
+		case '"':
+			b.WriteString(`\"`)
+		case '\n':
+			b.WriteString(`\n`)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
 
 // writeRuntime tells whether peers' traffic leaves goroutines or memory

@@ -173,3 +173,59 @@ func TestAPIAgents(t *testing.T) {
 		}
 	}
 }
+
+// The pools' figures come in the order of their names, each family's
+// samples together under its HELP and TYPE, whatever order the source
+// gives, and a name of the operator's is escaped as the text format wants.
+func TestMetricsPools(t *testing.T) {
+	pools := []PoolStats{
+		{Name: "website", Numbers: 20, Held: 16, Overflows: 3},
+		{Name: "ads", Numbers: 5},
+		{Name: "q\"4\"\\\ttab\nline", Numbers: 1, Held: 1, Overflows: 9},
+	}
+	src := Sources{
+		ActiveCalls:    func() int64 { return 0 },
+		SIPResponses:   func(func(int, uint64)) {},
+		RelayedPackets: func() uint64 { return 0 },
+		DroppedPackets: func() uint64 { return 0 },
+		RTPPortsInUse:  func() int { return 0 },
+		Events:         func() (uint64, uint64, uint64, int) { return 0, 0, 0, 0 },
+		OutboxErrors:   func() uint64 { return 0 },
+		Pools:          func() []PoolStats { return pools },
+	}
+	var b strings.Builder
+	writeMetrics(&b, src, NewOutcomes())
+	odd := `q\"4\"\\` + "\t" + `tab\nline`
+	want := `# HELP callsign_pool_numbers Numbers of a DNI pool.
+# TYPE callsign_pool_numbers gauge
+callsign_pool_numbers{pool="ads"} 5
+callsign_pool_numbers{pool="` + odd + `"} 1
+callsign_pool_numbers{pool="website"} 20
+# HELP callsign_pool_held Numbers of a DNI pool held by web visitors now (past 75% of callsign_pool_numbers the pool is under pressure).
+# TYPE callsign_pool_held gauge
+callsign_pool_held{pool="ads"} 0
+callsign_pool_held{pool="` + odd + `"} 1
+callsign_pool_held{pool="website"} 16
+# HELP callsign_pool_overflow_total Visitors shown a DNI pool's overflow number because every number was held (their calls lose the visit's attribution).
+# TYPE callsign_pool_overflow_total counter
+callsign_pool_overflow_total{pool="ads"} 0
+callsign_pool_overflow_total{pool="` + odd + `"} 9
+callsign_pool_overflow_total{pool="website"} 3
+`
+	if !strings.Contains(b.String(), want) {
+		t.Errorf("/metrics lacks the pools' block\n%s\nin\n%s", want, b.String())
+	}
+	if pools[0].Name != "website" {
+		t.Error("writing the metrics reordered the source's slice")
+	}
+
+	// Without the source, or with no pools, there are no pool samples.
+	for _, f := range []func() []PoolStats{nil, func() []PoolStats { return nil }} {
+		src.Pools = f
+		b.Reset()
+		writeMetrics(&b, src, NewOutcomes())
+		if strings.Contains(b.String(), "callsign_pool_held{") {
+			t.Errorf("pool samples without pools:\n%s", b.String())
+		}
+	}
+}

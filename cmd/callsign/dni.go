@@ -11,6 +11,7 @@ import (
 	"github.com/callsign/callsign/calllog"
 	"github.com/callsign/callsign/config"
 	"github.com/callsign/callsign/dni"
+	"github.com/callsign/callsign/ops"
 	"github.com/callsign/callsign/routing"
 	"github.com/rs/zerolog"
 )
@@ -114,5 +115,18 @@ func saveBindings(store *calllog.Store, pools *routing.Pools, names []string, lo
 		if err := store.SaveBindings(name, bs); err != nil {
 			log.Warn().Err(err).Str("pool", name).Msg("pool numbers held not saved")
 		}
+	}
+}
+
+// poolStats is each configured pool's figures for /metrics.
+func poolStats(pools *routing.Pools, router *routing.Router) func() []ops.PoolStats {
+	return func() []ops.PoolStats {
+		names := router.Table().PoolNames()
+		out := make([]ops.PoolStats, 0, len(names))
+		for _, name := range names {
+			held, total := pools.Pressure(name)
+			out = append(out, ops.PoolStats{Name: name, Numbers: total, Held: held, Overflows: pools.Overflows(name)})
+		}
+		return out
 	}
 }

@@ -186,9 +186,18 @@ func serveConfig(cfg *config.Config, path string, drainTimeout time.Duration, lo
 		return err
 	}
 	defer callLog.Close()
-	pools := routing.NewPools(poolList(cfg), call.SystemClock{}, func(pool string, held, total int) {
+	// The callback runs without the pools' lock, so it may read the
+	// overflow count; it may run before NewPools returns, hence the check.
+	var pools *routing.Pools
+	pools = routing.NewPools(poolList(cfg), call.SystemClock{}, func(pool string, held, total int) {
 		log.Warn().Str("pool", pool).Int("held", held).Int("numbers", total).
 			Msg("pool pressure: over 75% of the pool's numbers are held; new visitors may soon get the overflow number")
+		var overflows uint64
+		if pools != nil {
+			overflows = pools.Overflows(pool)
+		}
+		pub.PublishPoolPressure(events.PoolPressure{Pool: pool, Held: held, Numbers: total,
+			Threshold: routing.PressureThreshold, Overflows: overflows})
 	})
 	restoreBindings(callLog, pools, log)
 	router.SetPools(pools)
@@ -269,6 +278,7 @@ func serveConfig(cfg *config.Config, path string, drainTimeout time.Duration, lo
 		SIPBlockedSources: edge.BlockedSources,
 		RegisterLockouts:  edge.RegisterLockouts,
 		Journal:           journal.Stats,
+		Pools:             poolStats(pools, router),
 	}, outcomes, ops.API{
 		Token:          func() string { return *adminToken.Load() },
 		PauseRecording: pauseRecording(recordings),
