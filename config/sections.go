@@ -103,6 +103,7 @@ func (l *loader) config(root *yaml.Node) *Config {
 		{name: "trunks", parse: func(k, v *yaml.Node) { trunksNode = k; trunksOK = l.trunks(v, c) }},
 		{name: "numbers", parse: func(_, v *yaml.Node) { l.numbers(v, c) }},
 		{name: "pools", parse: func(_, v *yaml.Node) { l.pools(v, c) }},
+		{name: "attribution", parse: func(_, v *yaml.Node) { c.Attribution = l.attribution(v) }},
 		{name: "flows", parse: func(_, v *yaml.Node) { l.flows(v, c) }},
 		{name: "queues", parse: func(_, v *yaml.Node) { l.queues(v, c) }},
 		{name: "agents", parse: func(_, v *yaml.Node) { l.agents(v, c) }},

@@ -31,6 +31,11 @@ type Config struct {
 	Agents  map[string]*Agent
 
 	Recording Recording
+
+	// Attribution is how a pool number's visit attributes its calls; nil
+	// when the file has no attribution section, and DefaultAttribution
+	// applies.
+	Attribution *Attribution
 }
 
 // Record modes of a flow or number: whether its calls are recorded, and

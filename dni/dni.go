@@ -193,7 +193,10 @@ func checkIDs(pool, visitor string) string {
 
 // visitOf reads the attribution of a page view off its URL and referrer.
 // Over-long or unparsable values are dropped rather than refused: the
-// visitor still gets a number.
+// visitor still gets a number. The landing URL is kept whole: click ids
+// the configuration adds (attribution click_ids) have no field here and
+// are read from it when a call comes, by the rules in force then, so the
+// script needs no list of names that a reload could make stale.
 func visitOf(landing, referrer string) routing.Visit {
 	v := routing.Visit{}
 	if len(referrer) <= maxURL {

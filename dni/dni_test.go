@@ -3,11 +3,13 @@ package dni
 import (
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/callsign/callsign/config"
 	"github.com/callsign/callsign/routing"
 	"github.com/rs/zerolog"
 )
@@ -101,7 +103,7 @@ func TestSessionRefusesBadInput(t *testing.T) {
 	}
 	// A landing URL that is no http(s) URL costs the visitor nothing but
 	// its attribution.
-	if v := visitOf("javascript:alert(1)?utm_source=x", "data:text/html,hi"); v != (routing.Visit{}) {
+	if v := visitOf("javascript:alert(1)?utm_source=x", "data:text/html,hi"); !reflect.DeepEqual(v, routing.Visit{}) {
 		t.Errorf("visit of junk URLs: %+v", v)
 	}
 }
@@ -133,5 +135,35 @@ func TestScript(t *testing.T) {
 	// Small: no framework, a few kB.
 	if n := rec.Body.Len(); n > 10<<10 {
 		t.Errorf("dni.js is %d bytes", n)
+	}
+}
+
+// A click id the edge's configuration adds reaches the call's attribution
+// through the landing URL, which the script sends whole; neither the
+// script nor the session endpoint needs to know its name.
+func TestSessionCarriesConfiguredClickIDs(t *testing.T) {
+	p := newFakePools()
+	h := Handler(p, zerolog.Nop())
+	body := `{"pool":"website","visitor":"v1234567890","landing":"https://shop.example/offer?ttclid=E.C.P.v3&utm_campaign=spring#top","referrer":"https://www.tiktok.com/"}`
+	if rec := do(t, h, http.MethodPost, "/dni/v1/session", body); rec.Code != 200 {
+		t.Fatalf("session: %d %s", rec.Code, rec.Body)
+	}
+	v := p.visits["v1234567890"]
+	if v.LandingPage != "https://shop.example/offer?ttclid=E.C.P.v3&utm_campaign=spring#top" {
+		t.Fatalf("landing page kept as %q", v.LandingPage)
+	}
+	a := config.DefaultAttribution()
+	a.ClickIDs = append(a.ClickIDs, config.ClickID{Param: "ttclid", Channel: config.Channel{Source: "tiktok", Medium: "paid_social"}})
+	rules := routing.NewAttributionRules(&a)
+	v = rules.WithClickIDs(v)
+	if source, medium, campaign, _ := v.AttributionBy(rules); source != "tiktok" || medium != "paid_social" || campaign != "spring" {
+		t.Errorf("attributed to %s/%s/%s", source, medium, campaign)
+	}
+	if v.ClickIDs["ttclid"] != "E.C.P.v3" {
+		t.Errorf("click ids %v", v.ClickIDs)
+	}
+	// Without the click id configured, the referrer decides.
+	if source, medium, _, _ := p.visits["v1234567890"].Attribution(); source != "tiktok.com" || medium != "referral" {
+		t.Errorf("default rules: %s/%s", source, medium)
 	}
 }

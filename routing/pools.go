@@ -2,8 +2,10 @@ package routing
 
 import (
 	"container/heap"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"strings"
@@ -23,6 +25,10 @@ const PressureThreshold = 0.75
 // They come from web pages, so without a bound one visitor could pin any
 // amount of memory for as long as its number is held.
 const maxVisitField = 2048
+
+// maxClickIDName bounds a key of Visit.ClickIDs, as the configuration
+// bounds click id names; config.MaxClickIDs bounds their number.
+const maxClickIDName = 64
 
 // Errors of Assign and Heartbeat.
 var (
@@ -46,6 +52,12 @@ type Visit struct {
 	Referrer    string    `json:"referrer,omitempty"`
 	LandingPage string    `json:"landing_page,omitempty"`
 	FirstSeen   time.Time `json:"first_seen,omitzero"`
+	// ClickIDs are the values of configured click ids that have no field
+	// above (ttclid, ...), by parameter name. In JSON they sit next to
+	// the fields, as gclid does, so consumers read every click id alike.
+	// A visit handed out by Pools or Router shares this map: read it,
+	// never write it.
+	ClickIDs map[string]string `json:"-"`
 }
 
 // Binding is a pool number held by one visitor: who was shown it, and
@@ -493,6 +505,8 @@ func bound(s string) string {
 	return strings.ToValidUTF8(s[:maxVisitField], "")
 }
 
+// bounded also copies ClickIDs, so a caller changing its map later does
+// not change (or race with readers of) the visit kept.
 func (v Visit) bounded() Visit {
 	for _, f := range []*string{
 		&v.UTMSource, &v.UTMMedium, &v.UTMCampaign, &v.UTMTerm, &v.UTMContent,
@@ -500,10 +514,100 @@ func (v Visit) bounded() Visit {
 	} {
 		*f = bound(*f)
 	}
+	if len(v.ClickIDs) == 0 {
+		v.ClickIDs = nil
+		return v
+	}
+	// In name order, so which ones an over-full map keeps does not
+	// depend on map iteration.
+	names := slices.Sorted(maps.Keys(v.ClickIDs))
+	kept := make(map[string]string, min(len(names), config.MaxClickIDs))
+	for _, name := range names {
+		if len(kept) == config.MaxClickIDs {
+			break
+		}
+		val := v.ClickIDs[name]
+		if name == "" || len(name) > maxClickIDName || val == "" || visitField(name) {
+			continue
+		}
+		kept[name] = bound(val)
+	}
+	v.ClickIDs = kept
+	if len(kept) == 0 {
+		v.ClickIDs = nil
+	}
 	return v
 }
 
-// Mediums and the source of visits nobody referred.
+// visitField is whether name is the JSON name of a field of Visit, which
+// a click id in ClickIDs must not shadow.
+func visitField(name string) bool {
+	switch name {
+	case "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",
+		"gclid", "gbraid", "wbraid", "fbclid", "msclkid", "referrer", "landing_page", "first_seen":
+		return true
+	}
+	return false
+}
+
+// visitJSON has Visit's fields but not its methods, so encoding it does
+// not come back to MarshalJSON.
+type visitJSON Visit
+
+// MarshalJSON writes ClickIDs as members of the object next to the
+// fields, in name order.
+func (v Visit) MarshalJSON() ([]byte, error) {
+	b, err := json.Marshal(visitJSON(v))
+	if err != nil || len(v.ClickIDs) == 0 {
+		return b, err
+	}
+	extra := make(map[string]string, len(v.ClickIDs))
+	for name, val := range v.ClickIDs {
+		if !visitField(name) && val != "" {
+			extra[name] = val
+		}
+	}
+	if len(extra) == 0 {
+		return b, nil
+	}
+	e, err := json.Marshal(extra)
+	if err != nil {
+		return nil, err
+	}
+	if string(b) == "{}" {
+		return e, nil
+	}
+	// Both are objects: join their members.
+	return append(append(b[:len(b)-1], ','), e[1:]...), nil
+}
+
+// UnmarshalJSON reads what MarshalJSON writes: a string member that is
+// no field is a click id.
+func (v *Visit) UnmarshalJSON(data []byte) error {
+	var f visitJSON
+	if err := json.Unmarshal(data, &f); err != nil {
+		return err
+	}
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(data, &members); err != nil {
+		return err
+	}
+	for name, raw := range members {
+		var s string
+		if visitField(name) || json.Unmarshal(raw, &s) != nil || s == "" {
+			continue
+		}
+		if f.ClickIDs == nil {
+			f.ClickIDs = map[string]string{}
+		}
+		f.ClickIDs[name] = s
+	}
+	*v = Visit(f)
+	return nil
+}
+
+// Mediums of the built-in rules, and the source of visits nobody
+// referred.
 const (
 	MediumCPC        = "cpc"
 	MediumPaidSocial = "paid_social"
@@ -513,19 +617,57 @@ const (
 	MediumNone       = "none"
 )
 
-// searchEngines are the sites whose referrals are organic search; a host
-// matches when one of its labels, other than the last, is the name
-// (www.google.co.uk, cn.bing.com, search.yahoo.com).
-var searchEngines = []string{"google", "bing", "duckduckgo", "yahoo", "baidu", "yandex", "ecosia"}
+// AttributionRules are a configuration's attribution section ready to
+// apply to visits (see config.Attribution for what decides, in what
+// order). They never change: a reload builds new ones with its Table.
+type AttributionRules struct {
+	// clickIDs are in precedence order.
+	clickIDs []config.ClickID
+	// extra are the click ids Visit has no field for, in precedence
+	// order: those read into Visit.ClickIDs.
+	extra   []string
+	engines []string
+	// referrals are longest host first, so the most specific match wins.
+	referrals []config.Referral
+	direct    config.Channel
+	utmFirst  bool
+}
 
-// Attribution is the source, medium, campaign and keyword of a visit, by
-// the rules analytics tools apply, so call reports match web reports:
+// NewAttributionRules prepares a; nil is config.DefaultAttribution().
+func NewAttributionRules(a *config.Attribution) *AttributionRules {
+	if a == nil {
+		d := config.DefaultAttribution()
+		a = &d
+	}
+	r := &AttributionRules{
+		clickIDs: slices.Clone(a.ClickIDs),
+		engines:  slices.Clone(a.SearchEngines),
+		direct:   a.Direct,
+		utmFirst: a.UTMFirst,
+	}
+	for _, c := range r.clickIDs {
+		if (&Visit{}).clickIDField(c.Param) == nil {
+			r.extra = append(r.extra, c.Param)
+		}
+	}
+	for _, ref := range a.Referrals {
+		// Load normalizes hosts already; a Config built by hand may not.
+		ref.Host = strings.TrimPrefix(strings.ToLower(ref.Host), "www.")
+		r.referrals = append(r.referrals, ref)
+	}
+	// Stable: hosts of one length match the same referrer only when equal,
+	// and then the one written first wins.
+	slices.SortStableFunc(r.referrals, func(a, b config.Referral) int { return len(b.Host) - len(a.Host) })
+	return r
+}
+
+// Attribution is the source, medium, campaign and keyword of a visit by
+// the default rules, those analytics tools apply, so call reports match
+// web reports:
 //
 //   - utm_source (and utm_medium) win when given;
 //   - else a click id names its ad network, paid: gclid, gbraid and wbraid
-//     are google/cpc, msclkid bing/cpc, fbclid facebook/paid_social (Meta
-//     adds fbclid to organic shares too, but untagged ad clicks are what
-//     operators look for in it, and tagged ones already have utm_source);
+//     are google/cpc, msclkid bing/cpc, fbclid facebook/paid_social;
 //   - else a search engine's referrer is that engine/organic;
 //   - else another site's referrer is its host/referral, the www. dropped;
 //     the site itself (same host as the landing page) refers nobody;
@@ -533,24 +675,33 @@ var searchEngines = []string{"google", "bing", "duckduckgo", "yahoo", "baidu", "
 //
 // Campaign is utm_campaign and keyword utm_term, whatever decided the
 // source. Parameters missing from the visit are read from its landing
-// page's query, where the page put them.
+// page's query, where the page put them. AttributionBy applies the rules
+// of a configuration instead.
 func (v Visit) Attribution() (source, medium, campaign, keyword string) {
-	v = v.withLandingParams()
+	return v.AttributionBy(nil)
+}
+
+// AttributionBy is Attribution by the rules r; nil is the default rules.
+func (v Visit) AttributionBy(r *AttributionRules) (source, medium, campaign, keyword string) {
+	if r == nil {
+		r = NewAttributionRules(nil)
+	}
+	v = r.withLandingParams(v, true)
 	campaign, keyword = v.UTMCampaign, v.UTMTerm
-	netSource, netMedium := v.clickNetwork()
+	net, clicked := r.clickNetwork(v)
 	switch {
-	case v.UTMSource != "":
+	case v.UTMSource != "" && (r.utmFirst || !clicked):
 		source, medium = v.UTMSource, v.UTMMedium
-		if medium == "" && netSource != "" {
-			medium = netMedium
+		if medium == "" && clicked {
+			medium = net.Medium
 		}
-	case netSource != "":
-		source, medium = netSource, netMedium
-		if v.UTMMedium != "" {
+	case clicked:
+		source, medium = net.Source, net.Medium
+		if r.utmFirst && v.UTMMedium != "" {
 			medium = v.UTMMedium
 		}
 	default:
-		source, medium = v.referral()
+		source, medium = r.referral(v)
 		if v.UTMMedium != "" {
 			medium = v.UTMMedium
 		}
@@ -558,30 +709,71 @@ func (v Visit) Attribution() (source, medium, campaign, keyword string) {
 	return source, medium, campaign, keyword
 }
 
-func (v Visit) clickNetwork() (source, medium string) {
-	switch {
-	case v.GCLID != "" || v.GBRAID != "" || v.WBRAID != "":
-		return "google", MediumCPC
-	case v.MSCLKID != "":
-		return "bing", MediumCPC
-	case v.FBCLID != "":
-		return "facebook", MediumPaidSocial
+// WithClickIDs is v with the values of the rules' click ids that Visit
+// has no field for filled into ClickIDs from the landing page, where
+// dni.js sent every parameter of the page: so the click ids in force
+// when a call comes are the ones read, even for a visit from before a
+// reload. v's own map is never written; a new one is made when needed.
+func (r *AttributionRules) WithClickIDs(v Visit) Visit {
+	if r == nil {
+		return v // the default rules have a field for each of theirs
 	}
-	return "", ""
+	return r.withLandingParams(v, false)
 }
 
-func (v Visit) referral() (source, medium string) {
+func (r *AttributionRules) clickNetwork(v Visit) (config.Channel, bool) {
+	for _, c := range r.clickIDs {
+		if v.clickID(c.Param) != "" {
+			return c.Channel, true
+		}
+	}
+	return config.Channel{}, false
+}
+
+func (r *AttributionRules) referral(v Visit) (source, medium string) {
 	host := hostOf(v.Referrer)
 	if host == "" || host == hostOf(v.LandingPage) {
-		return SourceDirect, MediumNone
+		return r.direct.Source, r.direct.Medium
 	}
-	labels := strings.Split(host, ".")
-	for _, l := range labels[:len(labels)-1] {
-		if slices.Contains(searchEngines, l) && !strings.HasPrefix(host, "mail.") {
-			return l, MediumOrganic
+	for _, ref := range r.referrals {
+		if host == ref.Host || strings.HasSuffix(host, "."+ref.Host) {
+			return ref.Source, ref.Medium
+		}
+	}
+	if !strings.HasPrefix(host, "mail.") {
+		labels := strings.Split(host, ".")
+		for _, l := range labels[:len(labels)-1] {
+			if slices.Contains(r.engines, l) {
+				return l, MediumOrganic
+			}
 		}
 	}
 	return host, MediumReferral
+}
+
+// clickIDField is the field v keeps the click id param in, nil for one
+// it keeps in ClickIDs.
+func (v *Visit) clickIDField(param string) *string {
+	switch param {
+	case "gclid":
+		return &v.GCLID
+	case "gbraid":
+		return &v.GBRAID
+	case "wbraid":
+		return &v.WBRAID
+	case "fbclid":
+		return &v.FBCLID
+	case "msclkid":
+		return &v.MSCLKID
+	}
+	return nil
+}
+
+func (v Visit) clickID(param string) string {
+	if f := v.clickIDField(param); f != nil {
+		return *f
+	}
+	return v.ClickIDs[param]
 }
 
 // hostOf is the lower-case host of a URL without port and www.; "" when
@@ -605,10 +797,11 @@ func hostOf(raw string) string {
 	return strings.TrimPrefix(h, "www.")
 }
 
-// withLandingParams fills the utm and click-id fields the visit lacks from
-// the landing page's query.
-func (v Visit) withLandingParams() Visit {
-	if v.LandingPage == "" || !strings.Contains(v.LandingPage, "?") {
+// withLandingParams fills in what the visit lacks from its landing page's
+// query: the rules' click ids that Visit has no field for and, with
+// fields, the utm and built-in click id fields too.
+func (r *AttributionRules) withLandingParams(v Visit, fields bool) Visit {
+	if v.LandingPage == "" || !strings.Contains(v.LandingPage, "?") || !fields && len(r.extra) == 0 {
 		return v
 	}
 	u, err := url.Parse(v.LandingPage)
@@ -616,17 +809,33 @@ func (v Visit) withLandingParams() Visit {
 		return v
 	}
 	q := u.Query()
-	for _, f := range []struct {
-		dst  *string
-		name string
-	}{
-		{&v.UTMSource, "utm_source"}, {&v.UTMMedium, "utm_medium"}, {&v.UTMCampaign, "utm_campaign"},
-		{&v.UTMTerm, "utm_term"}, {&v.UTMContent, "utm_content"}, {&v.GCLID, "gclid"},
-		{&v.GBRAID, "gbraid"}, {&v.WBRAID, "wbraid"}, {&v.FBCLID, "fbclid"}, {&v.MSCLKID, "msclkid"},
-	} {
-		if *f.dst == "" {
-			*f.dst = q.Get(f.name)
+	if fields {
+		for _, f := range []struct {
+			dst  *string
+			name string
+		}{
+			{&v.UTMSource, "utm_source"}, {&v.UTMMedium, "utm_medium"}, {&v.UTMCampaign, "utm_campaign"},
+			{&v.UTMTerm, "utm_term"}, {&v.UTMContent, "utm_content"}, {&v.GCLID, "gclid"},
+			{&v.GBRAID, "gbraid"}, {&v.WBRAID, "wbraid"}, {&v.FBCLID, "fbclid"}, {&v.MSCLKID, "msclkid"},
+		} {
+			if *f.dst == "" {
+				*f.dst = q.Get(f.name)
+			}
 		}
+	}
+	copied := false
+	for _, name := range r.extra {
+		val := strings.TrimSpace(q.Get(name))
+		if val == "" || v.ClickIDs[name] != "" {
+			continue
+		}
+		if !copied {
+			v.ClickIDs, copied = maps.Clone(v.ClickIDs), true
+			if v.ClickIDs == nil {
+				v.ClickIDs = map[string]string{}
+			}
+		}
+		v.ClickIDs[name] = bound(val)
 	}
 	return v
 }

@@ -209,7 +209,7 @@ func TestPoolLookup(t *testing.T) {
 		if ok != (tt.visitor != "") || b.Visitor != tt.visitor {
 			t.Errorf("Lookup at +%s = %q %v, want %q", tt.at, b.Visitor, ok, tt.visitor)
 		}
-		if b.Visitor == "alice" && (b.Visit != aliceVisit || b.Pool != "web" || b.Number != n) {
+		if b.Visitor == "alice" && (!reflect.DeepEqual(b.Visit, aliceVisit) || b.Pool != "web" || b.Number != n) {
 			t.Errorf("alice's binding %+v", b)
 		}
 	}
@@ -286,7 +286,7 @@ func TestPoolSnapshotRestore(t *testing.T) {
 	m.Assign("web", "bob", v, noon.Add(-10*time.Minute))
 	m.Assign("shop", "carol", v, noon.Add(-5*time.Minute))
 	snap := m.Snapshot()
-	if len(snap) != 2 || snap[0].Pool != "shop" || snap[1].Visitor != "bob" || snap[1].Visit != v {
+	if len(snap) != 2 || snap[0].Pool != "shop" || snap[1].Visitor != "bob" || !reflect.DeepEqual(snap[1].Visit, v) {
 		t.Fatalf("Snapshot = %+v", snap)
 	}
 	data, err := json.Marshal(snap)

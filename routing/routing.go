@@ -37,6 +37,8 @@ type Table struct {
 	flows     map[string]*config.Flow
 	pools     map[string]*config.Pool
 	recording *config.Recording
+	// attribution are the rules pool numbers' calls are attributed by.
+	attribution *AttributionRules
 	// agents are the ids of the configured agents and of every queue
 	// member, sorted, so Agents lists someone a queue names even before
 	// their first call.
@@ -53,6 +55,9 @@ func NewTable(cfg *config.Config) *Table {
 		flows:     cfg.Flows,
 		pools:     cfg.Pools,
 		recording: &cfg.Recording,
+		// A reload's rules apply to the calls that come after it, visits
+		// made before it included.
+		attribution: NewAttributionRules(cfg.Attribution),
 	}
 	for e164, n := range cfg.Numbers {
 		a := Attribution{
@@ -86,6 +91,10 @@ func (t *Table) PoolNames() []string {
 
 // Pool is a configured DNI pool, nil for one the table does not know.
 func (t *Table) Pool(name string) *config.Pool { return t.pools[name] }
+
+// AttributionRules are the rules calls to pool numbers are attributed
+// by.
+func (t *Table) AttributionRules() *AttributionRules { return t.attribution }
 
 // AgentName is an agent's name, "" for one the table does not know.
 func (t *Table) AgentName(id string) string { return t.names[id] }
@@ -127,7 +136,9 @@ func (r *Router) SetPools(p *Pools) { r.pools.Store(p) }
 // Attribute finds what a call to an E.164 number stands for: a tracking
 // number's configured attribution, or for a pool number the visit that
 // held it at `at` (by the visit's own utm parameters, click ids and
-// referrer), else the pool's defaults.
+// referrer, under the attribution rules of the table in force), else the
+// pool's defaults. The visit returned has the configured click ids it
+// carries in ClickIDs.
 func (r *Router) Attribute(e164 string, at time.Time) (Attribution, bool) {
 	t := r.Table()
 	if a, ok := t.Lookup(e164); ok {
@@ -147,8 +158,8 @@ func (r *Router) Attribute(e164 string, at time.Time) (Attribution, bool) {
 		Flow: t.flows[pc.Flow],
 	}
 	if b, ok := p.Lookup(e164, at); ok {
-		v := b.Visit
-		a.Source, a.Medium, a.Campaign, a.Keyword = v.Attribution()
+		v := t.attribution.WithClickIDs(b.Visit)
+		a.Source, a.Medium, a.Campaign, a.Keyword = v.AttributionBy(t.attribution)
 		a.Visit = &v
 	}
 	return a, true

@@ -18,6 +18,7 @@ FUZZMINIMIZETIME="${FUZZMINIMIZETIME:-10s}"
 GO="${GO:-go}"
 
 TARGETS="
+./config     FuzzAttribution
 ./config     FuzzLoad
 ./media      FuzzCheckAnswer
 ./media      FuzzDigitWriter

@@ -2,12 +2,13 @@
  *
  * <script src="https://EDGE/dni.js" data-pool="website" async></script>
  *
- * Asks the edge for a number of the pool for this visit (its landing URL,
- * with the utm_* parameters and ad click ids, and its referrer), swaps the
- * pool's default number for it everywhere on the page (text in any common
- * formatting, tel: links, and content added later), and keeps the number
- * held with a heartbeat while the page is open. When the edge cannot be
- * reached, the page keeps the default number: nothing here may break it.
+ * Asks the edge for a number of the pool for this visit (its landing URL
+ * whole, with the utm_* parameters and whichever click ids the edge is
+ * configured to read, and its referrer), swaps the pool's default number
+ * for it everywhere on the page (text in any common formatting, tel:
+ * links, and content added later), and keeps the number held with a
+ * heartbeat while the page is open. When the edge cannot be reached, the
+ * page keeps the default number: nothing here may break it.
  */
 (function () {
   'use strict';
@@ -175,6 +176,7 @@
     post('/dni/v1/session', {
       pool: pool,
       visitor: visitorId(),
+      // Whole: which parameters count is the edge's configuration.
       landing: location.href,
       referrer: document.referrer || ''
     }, function (status, data) {
