@@ -152,8 +152,12 @@ func (c *Call) Run(in Inbound) {
 	c.in = in
 	c.rec.StartedAt = c.deps.Clock.Now()
 	c.publish(EventStarted, c.rec.StartedAt)
-	c.log.Info().Str("caller", c.rec.Caller).Str("tracking_number", c.rec.TrackingNumber).
-		Str("source", c.rec.Source).Str("flow", c.rec.Flow).Msg("call started")
+	ev := c.log.Info().Str("caller", c.rec.Caller).Str("tracking_number", c.rec.TrackingNumber).
+		Str("source", c.rec.Source).Str("flow", c.rec.Flow)
+	if c.rec.FirstCall != nil {
+		ev = ev.Bool("first_call", *c.rec.FirstCall)
+	}
+	ev.Msg("call started")
 
 	c.runFlow(c.flow)
 }

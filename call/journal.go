@@ -760,6 +760,9 @@ type journalRecord struct {
 	Medium         string           `json:"medium"`
 	Campaign       string           `json:"campaign"`
 	Keyword        string           `json:"keyword"`
+	Pool           string           `json:"pool"`
+	Visitor        *journalVisitor  `json:"visitor"`
+	FirstCall      *bool            `json:"first_call"`
 	Flow           string           `json:"flow"`
 	IVR            []string         `json:"ivr"`
 	IVRExit        string           `json:"ivr_exit"`
@@ -770,6 +773,23 @@ type journalRecord struct {
 	AnsweredAt     int64            `json:"answered_at"`
 	Attempts       []journalAttempt `json:"attempts"`
 	AgentLeg       string           `json:"agent_leg"`
+}
+
+// journalVisitor is a Visitor as the journal writes it.
+type journalVisitor struct {
+	UTMSource   string `json:"utm_source"`
+	UTMMedium   string `json:"utm_medium"`
+	UTMCampaign string `json:"utm_campaign"`
+	UTMTerm     string `json:"utm_term"`
+	UTMContent  string `json:"utm_content"`
+	GCLID       string `json:"gclid"`
+	GBRAID      string `json:"gbraid"`
+	WBRAID      string `json:"wbraid"`
+	FBCLID      string `json:"fbclid"`
+	MSCLKID     string `json:"msclkid"`
+	Referrer    string `json:"referrer"`
+	LandingPage string `json:"landing_page"`
+	FirstSeen   int64  `json:"first_seen"`
 }
 
 type journalAttempt struct {
@@ -783,9 +803,16 @@ func (r *journalRecord) record() Record {
 	rec := Record{
 		ID: r.ID, SIPCallID: r.SIPCallID, Caller: r.Caller, CallerName: r.CallerName,
 		TrackingNumber: r.TrackingNumber, Source: r.Source, Medium: r.Medium, Campaign: r.Campaign,
-		Keyword: r.Keyword, Flow: r.Flow, IVR: r.IVR, IVRExit: r.IVRExit, Queue: r.Queue, Agent: r.Agent,
-		Consent: r.Consent, StartedAt: unixTime(r.StartedAt), AnsweredAt: unixTime(r.AnsweredAt),
+		Keyword: r.Keyword, Pool: r.Pool, FirstCall: r.FirstCall, Flow: r.Flow, IVR: r.IVR, IVRExit: r.IVRExit,
+		Queue: r.Queue, Agent: r.Agent, Consent: r.Consent, StartedAt: unixTime(r.StartedAt), AnsweredAt: unixTime(r.AnsweredAt),
 		AgentLeg: r.AgentLeg,
+	}
+	if v := r.Visitor; v != nil {
+		rec.Visitor = &Visitor{
+			UTMSource: v.UTMSource, UTMMedium: v.UTMMedium, UTMCampaign: v.UTMCampaign, UTMTerm: v.UTMTerm,
+			UTMContent: v.UTMContent, GCLID: v.GCLID, GBRAID: v.GBRAID, WBRAID: v.WBRAID, FBCLID: v.FBCLID,
+			MSCLKID: v.MSCLKID, Referrer: v.Referrer, LandingPage: v.LandingPage, FirstSeen: unixTime(v.FirstSeen),
+		}
 	}
 	for _, a := range r.Attempts {
 		rec.Attempts = append(rec.Attempts, Attempt{
@@ -816,6 +843,30 @@ func appendJournalRecord(b []byte, rec *Record) []byte {
 	b = appendStringField(b, "medium", rec.Medium)
 	b = appendStringField(b, "campaign", rec.Campaign)
 	b = appendStringField(b, "keyword", rec.Keyword)
+	b = appendStringField(b, "pool", rec.Pool)
+	if v := rec.Visitor; v != nil {
+		// Written even with every field empty: a visit that was found
+		// and a visit that was not are not the same attribution.
+		b = appendKey(b, "visitor")
+		b = append(b, '{')
+		b = appendStringField(b, "utm_source", v.UTMSource)
+		b = appendStringField(b, "utm_medium", v.UTMMedium)
+		b = appendStringField(b, "utm_campaign", v.UTMCampaign)
+		b = appendStringField(b, "utm_term", v.UTMTerm)
+		b = appendStringField(b, "utm_content", v.UTMContent)
+		b = appendStringField(b, "gclid", v.GCLID)
+		b = appendStringField(b, "gbraid", v.GBRAID)
+		b = appendStringField(b, "wbraid", v.WBRAID)
+		b = appendStringField(b, "fbclid", v.FBCLID)
+		b = appendStringField(b, "msclkid", v.MSCLKID)
+		b = appendStringField(b, "referrer", v.Referrer)
+		b = appendStringField(b, "landing_page", v.LandingPage)
+		b = appendTimeField(b, "first_seen", v.FirstSeen)
+		b = append(b, '}')
+	}
+	if rec.FirstCall != nil {
+		b = strconv.AppendBool(appendKey(b, "first_call"), *rec.FirstCall)
+	}
 	b = appendStringField(b, "flow", rec.Flow)
 	if rec.IVR != nil {
 		b = appendKey(b, "ivr")

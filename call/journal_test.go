@@ -3,6 +3,7 @@ package call
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -111,7 +112,14 @@ func answeredRecord() Record {
 	return Record{
 		ID: "01JCALLANSWERED", SIPCallID: "carrier-1@10.0.0.1", Caller: "+15551234567",
 		CallerName: `Jane "J" Caller` + "\t\x01é", TrackingNumber: "+15550100001", Source: "google-ads",
-		Medium: "cpc", Campaign: "spring-sale", Keyword: "plumber", Flow: "sales",
+		Medium: "cpc", Campaign: "spring-sale", Keyword: "plumber", Pool: "web",
+		Visitor: &Visitor{
+			UTMSource: "google", UTMMedium: "cpc", UTMCampaign: "spring-sale", UTMTerm: "emergency plumber",
+			UTMContent: "ad-2", GCLID: "Cj0KCQiA-gclid", GBRAID: "0AAAAA-gbraid", WBRAID: "wbraid-1",
+			FBCLID: "IwAR-fbclid", MSCLKID: "msclkid-1", Referrer: "https://www.google.com/",
+			LandingPage: "https://example.com/plumbing?utm_source=google&x=\"1\"", FirstSeen: jt0.Add(-3 * time.Minute),
+		},
+		FirstCall: new(true), Flow: "sales",
 		IVR: []string{"1", "#"}, Queue: "sales", Agent: "alice", Consent: ConsentAnnounced,
 		StartedAt: jt0, AnsweredAt: jt0.Add(7 * time.Second),
 		Leg: "callsign-leg/1 UDP 10.0.0.1:5060 edgetag\r\nINVITE sip:15550100001@10.0.0.2 SIP/2.0\r\n" +
@@ -168,6 +176,7 @@ func TestJournalRecoversCallsLeftUp(t *testing.T) {
 			got.Attempts[k].StartedAt = want.Attempts[k].StartedAt
 		}
 		got.StartedAt, got.AnsweredAt, got.EndedAt = want.StartedAt, want.AnsweredAt, want.EndedAt
+		got.Visitor = sameFirstSeen(t, got.Visitor, want.Visitor)
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("call %d recovered as\n%+v\nwant\n%+v", i, got, want)
 		}
@@ -185,6 +194,11 @@ func TestJournalRecoversCallsLeftUp(t *testing.T) {
 	var got []string
 	for _, ev := range s2.all() {
 		got = append(got, ev.event+" "+ev.rec.ID)
+		if ev.rec.ID == a.ID && (ev.rec.Pool != a.Pool || ev.rec.Visitor == nil || ev.rec.Visitor.GCLID != a.Visitor.GCLID ||
+			ev.rec.FirstCall == nil || !*ev.rec.FirstCall) {
+			t.Errorf("%s of %s lost the call's web attribution: pool %q visitor %+v first_call %v",
+				ev.event, ev.rec.ID, ev.rec.Pool, ev.rec.Visitor, ev.rec.FirstCall)
+		}
 		if ev.id != recoveredEventID(ev.rec.ID, ev.event, ev.rec.EndedAt) || !ev.at.Equal(ev.rec.EndedAt) {
 			t.Errorf("%s of %s: id %q at %v, want the id derived from the call and event, at ended_at", ev.event, ev.rec.ID, ev.id, ev.at)
 		}
@@ -198,6 +212,106 @@ func TestJournalRecoversCallsLeftUp(t *testing.T) {
 	j3, s3 := openTestJournal(t, crash(t, j2), JournalOptions{})
 	if recs := recoverAll(t, j3); len(recs) != 0 || len(s3.all()) != 0 {
 		t.Errorf("second start recovered %v", recs)
+	}
+}
+
+// sameFirstSeen is got with want's FirstSeen when the two are the same
+// instant: the journal reads times back in the local zone.
+func sameFirstSeen(t *testing.T, got, want *Visitor) *Visitor {
+	t.Helper()
+	if got == nil || want == nil {
+		return got
+	}
+	if !got.FirstSeen.Equal(want.FirstSeen) {
+		t.Errorf("visitor first seen %v, want %v", got.FirstSeen, want.FirstSeen)
+	}
+	v := *got
+	v.FirstSeen = want.FirstSeen
+	return &v
+}
+
+// TestJournalRecordRoundTrip: what the journal writes of a record reads
+// back as the same record, and what the record does not know is not
+// written at all.
+func TestJournalRecordRoundTrip(t *testing.T) {
+	noVisit := answeredRecord()
+	noVisit.ID, noVisit.Pool, noVisit.Visitor, noVisit.FirstCall = "01JNOVISIT", "web", nil, new(false)
+	emptyVisit := waitingRecord()
+	emptyVisit.ID, emptyVisit.Pool, emptyVisit.Visitor = "01JEMPTYVISIT", "web", &Visitor{}
+	for _, tc := range []struct {
+		rec        Record
+		has, hasnt []string
+	}{
+		{answeredRecord(), []string{`"pool":"web"`, `"first_call":true`, `"gclid":"Cj0KCQiA-gclid"`, `"first_seen":`}, nil},
+		{waitingRecord(), nil, []string{`"pool"`, `"visitor"`, `"first_call"`}},
+		// first_call false is known, not missing.
+		{noVisit, []string{`"first_call":false`}, []string{`"visitor"`}},
+		// A visit with nothing in it is still a visit.
+		{emptyVisit, []string{`"visitor":{}`}, []string{`"first_call"`, `"utm_source"`, `"first_seen"`}},
+	} {
+		b := appendJournalRecord(nil, &tc.rec)
+		if !json.Valid(b) {
+			t.Fatalf("%s: not JSON: %s", tc.rec.ID, b)
+		}
+		for _, s := range tc.has {
+			if !bytes.Contains(b, []byte(s)) {
+				t.Errorf("%s: %s missing from %s", tc.rec.ID, s, b)
+			}
+		}
+		for _, s := range tc.hasnt {
+			if bytes.Contains(b, []byte(s)) {
+				t.Errorf("%s: %s written in %s", tc.rec.ID, s, b)
+			}
+		}
+		var r journalRecord
+		if err := json.Unmarshal(b, &r); err != nil {
+			t.Fatal(err)
+		}
+		got := r.record()
+		want := tc.rec
+		// Kept elsewhere (the leg) or never journaled (the end).
+		want.Leg = ""
+		if !got.StartedAt.Equal(want.StartedAt) || !got.AnsweredAt.Equal(want.AnsweredAt) {
+			t.Errorf("%s: times %v %v, want %v %v", want.ID, got.StartedAt, got.AnsweredAt, want.StartedAt, want.AnsweredAt)
+		}
+		got.StartedAt, got.AnsweredAt = want.StartedAt, want.AnsweredAt
+		for k := range got.Attempts {
+			got.Attempts[k].StartedAt = want.Attempts[k].StartedAt
+		}
+		got.Visitor = sameFirstSeen(t, got.Visitor, want.Visitor)
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s read back as\n%+v\nwant\n%+v", want.ID, got, want)
+		}
+	}
+}
+
+// TestJournalReadsLinesWithoutAttribution: a journal written before pool,
+// visitor and first_call were kept still ends its calls, without them.
+func TestJournalReadsLinesWithoutAttribution(t *testing.T) {
+	dir := t.TempDir()
+	const old = `{"k":"s","t":1795424400123456789,"leg":"callsign-leg/1 UDP 10.0.0.1:5060 edgetag\r\n",` +
+		`"r":{"id":"01JOLDFORMAT","sip_call_id":"carrier-9@10.0.0.1","caller":"+15551234567",` +
+		`"tracking_number":"+15550100001","source":"google-ads","medium":"cpc","campaign":"spring-sale",` +
+		`"flow":"sales","queue":"sales","started_at":1795424400123456789}}` + "\n" +
+		`{"k":"a","t":1795424405123456789}` + "\n"
+	if err := os.WriteFile(filepath.Join(dir, journalFile), []byte(old), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	j, s := openTestJournal(t, dir, JournalOptions{})
+	recs := recoverAll(t, j)
+	if len(recs) != 1 {
+		t.Fatalf("recovered %+v, want the one call of the old journal", recs)
+	}
+	r := recs[0]
+	if r.ID != "01JOLDFORMAT" || r.Source != "google-ads" || r.Queue != "sales" || !r.StartedAt.Equal(jt0) ||
+		!r.EndedAt.Equal(jt0.Add(5*time.Second)) || r.Leg != "callsign-leg/1 UDP 10.0.0.1:5060 edgetag\r\n" {
+		t.Errorf("old line recovered as %+v", r)
+	}
+	if r.Pool != "" || r.Visitor != nil || r.FirstCall != nil {
+		t.Errorf("old line recovered with pool %q visitor %+v first_call %v, want none", r.Pool, r.Visitor, r.FirstCall)
+	}
+	if n := len(s.all()); n != 2 {
+		t.Errorf("published %d events for the old call, want call.missed and call.completed", n)
 	}
 }
 
@@ -311,6 +425,10 @@ func TestJournalCompacts(t *testing.T) {
 		}
 		if r.Leg != answeredRecord().Leg {
 			t.Errorf("%s lost its carrier leg's state in compaction: %q", r.ID, r.Leg)
+		}
+		if want := answeredRecord(); r.Pool != want.Pool || r.FirstCall == nil || r.Visitor == nil ||
+			r.Visitor.LandingPage != want.Visitor.LandingPage || !r.Visitor.FirstSeen.Equal(want.Visitor.FirstSeen) {
+			t.Errorf("%s lost its web attribution in compaction: pool %q visitor %+v first_call %v", r.ID, r.Pool, r.Visitor, r.FirstCall)
 		}
 	}
 	if !reflect.DeepEqual(got, up) {
@@ -539,6 +657,17 @@ func BenchmarkJournalPublishCaller(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		j.Publish(EventAnswered, jt0, rec) // an unknown call: written nowhere
+	}
+}
+
+// BenchmarkJournalRecord is the encoding of one record as the journal
+// writes it, without the disk: the writer's own cost per event.
+func BenchmarkJournalRecord(b *testing.B) {
+	rec := answeredRecord()
+	buf := make([]byte, 0, 4096)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = appendJournalRecord(buf[:0], &rec)
 	}
 }
 

@@ -80,6 +80,10 @@ func (e *Edge) onInvite(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
 	defer load.release()
 
 	e.respond(tx, req, 100, "Trying")
+	// Counted from here rather than once the call runs: a drain must not
+	// see the edge idle while a call still waits on its first-call lookup.
+	e.calls.Add(1)
+	defer e.calls.Done()
 	caller, callerName := callerOf(req)
 	rec := call.Record{
 		ID:             e.opts.NewID(),
@@ -94,6 +98,12 @@ func (e *Edge) onInvite(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
 		Pool:           attr.Pool,
 		Visitor:        visitorOf(attr.Visit),
 	}
+	if e.opts.FirstCall != nil {
+		// Only after the 100 Trying: while the lookup runs, the carrier's
+		// retransmissions of the INVITE get the 100 again from the
+		// transaction, and no other call waits on this goroutine.
+		rec.FirstCall = e.opts.FirstCall(caller, e.opts.Clock.Now())
+	}
 	in, err := e.newInbound(req, tx, offer, codec)
 	if err != nil {
 		e.log.Error().Err(err).Str("call_id", rec.ID).Msg("no media port for the call")
@@ -106,12 +116,10 @@ func (e *Edge) onInvite(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
 	in.log = c.Log()
 	in.listen()
 	e.dialogs.Store(in.callID, in)
-	e.calls.Add(1)
 	e.active.Add(1)
 	defer func() {
 		in.close()
 		e.active.Add(-1)
-		e.calls.Done()
 	}()
 	// sipgo keeps a transaction, and so this hook, for 32 s after the call;
 	// the hook must not keep the whole call alive that long.

@@ -18,6 +18,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/callsign/callsign/call"
 	"github.com/callsign/callsign/config"
@@ -41,6 +42,12 @@ type Options struct {
 	NewID func() string
 	// OnEnd, if set, is told the final record of every call.
 	OnEnd func(*call.Record)
+	// FirstCall, if set, says whether caller made no call in the 30 days
+	// before at, or nil when it cannot tell; call.started carries the
+	// answer. It runs on the INVITE's own goroutine once the 100 Trying is
+	// out, so it may take a moment, but the call waits for it: it must
+	// bound its own wait.
+	FirstCall func(caller string, at time.Time) *bool
 	// Recorder, if set, records the calls whose caller consented.
 	Recorder call.Recorder
 	// Voicemail, if set, takes the messages of queues that offer it.
