@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -790,6 +791,8 @@ type journalVisitor struct {
 	Referrer    string `json:"referrer"`
 	LandingPage string `json:"landing_page"`
 	FirstSeen   int64  `json:"first_seen"`
+	// ClickIDs are the configured click ids beyond the built-in ones.
+	ClickIDs map[string]string `json:"click_ids"`
 }
 
 type journalAttempt struct {
@@ -812,6 +815,7 @@ func (r *journalRecord) record() Record {
 			UTMSource: v.UTMSource, UTMMedium: v.UTMMedium, UTMCampaign: v.UTMCampaign, UTMTerm: v.UTMTerm,
 			UTMContent: v.UTMContent, GCLID: v.GCLID, GBRAID: v.GBRAID, WBRAID: v.WBRAID, FBCLID: v.FBCLID,
 			MSCLKID: v.MSCLKID, Referrer: v.Referrer, LandingPage: v.LandingPage, FirstSeen: unixTime(v.FirstSeen),
+			ClickIDs: v.ClickIDs,
 		}
 	}
 	for _, a := range r.Attempts {
@@ -862,6 +866,18 @@ func appendJournalRecord(b []byte, rec *Record) []byte {
 		b = appendStringField(b, "referrer", v.Referrer)
 		b = appendStringField(b, "landing_page", v.LandingPage)
 		b = appendTimeField(b, "first_seen", v.FirstSeen)
+		if len(v.ClickIDs) > 0 {
+			b = appendKey(b, "click_ids")
+			b = append(b, '{')
+			for i, k := range slices.Sorted(maps.Keys(v.ClickIDs)) {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = append(appendJSONString(b, k), ':')
+				b = appendJSONString(b, v.ClickIDs[k])
+			}
+			b = append(b, '}')
+		}
 		b = append(b, '}')
 	}
 	if rec.FirstCall != nil {

@@ -118,6 +118,7 @@ func answeredRecord() Record {
 			UTMContent: "ad-2", GCLID: "Cj0KCQiA-gclid", GBRAID: "0AAAAA-gbraid", WBRAID: "wbraid-1",
 			FBCLID: "IwAR-fbclid", MSCLKID: "msclkid-1", Referrer: "https://www.google.com/",
 			LandingPage: "https://example.com/plumbing?utm_source=google&x=\"1\"", FirstSeen: jt0.Add(-3 * time.Minute),
+			ClickIDs: map[string]string{"ttclid": "tt-1", "li_fat_id": "li\"2"},
 		},
 		FirstCall: new(true), Flow: "sales",
 		IVR: []string{"1", "#"}, Queue: "sales", Agent: "alice", Consent: ConsentAnnounced,
@@ -242,7 +243,7 @@ func TestJournalRecordRoundTrip(t *testing.T) {
 		rec        Record
 		has, hasnt []string
 	}{
-		{answeredRecord(), []string{`"pool":"web"`, `"first_call":true`, `"gclid":"Cj0KCQiA-gclid"`, `"first_seen":`}, nil},
+		{answeredRecord(), []string{`"pool":"web"`, `"first_call":true`, `"gclid":"Cj0KCQiA-gclid"`, `"first_seen":`, `"click_ids":{"li_fat_id":"li\"2","ttclid":"tt-1"}`}, nil},
 		{waitingRecord(), nil, []string{`"pool"`, `"visitor"`, `"first_call"`}},
 		// first_call false is known, not missing.
 		{noVisit, []string{`"first_call":false`}, []string{`"visitor"`}},

@@ -134,6 +134,9 @@ type Visitor struct {
 	GCLID, GBRAID, WBRAID, FBCLID, MSCLKID                 string
 	Referrer, LandingPage                                  string
 	FirstSeen                                              time.Time
+	// ClickIDs are the click ids the attribution rules add to the
+	// built-in ones, by URL parameter name; nil when none.
+	ClickIDs map[string]string
 }
 
 // RecordingResult is a recording written whole and durably.

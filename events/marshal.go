@@ -1,6 +1,8 @@
 package events
 
 import (
+	"maps"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -44,6 +46,11 @@ func MarshalEvent(event string, id string, at time.Time, rec call.Record) ([]byt
 			{"landing_page", v.LandingPage},
 		} {
 			b = appendStringField(b, f.k, f.v, false)
+		}
+		// Sorted, so the same visit always encodes the same; the config
+		// refuses names that would clash with the fields above.
+		for _, k := range slices.Sorted(maps.Keys(v.ClickIDs)) {
+			b = appendStringField(b, k, v.ClickIDs[k], false)
 		}
 		b = appendTimeField(b, "first_seen", v.FirstSeen)
 		// The fields went in with a leading comma each; the object's
@@ -168,6 +175,9 @@ func estimateSize(event, id string, rec *call.Record) int {
 	n += 24 + 4*len(rec.IVR) + len(rec.Pool)
 	if v := rec.Visitor; v != nil {
 		n += 256 + len(v.Referrer) + len(v.LandingPage) + len(v.GCLID) + len(v.FBCLID) + len(v.MSCLKID) + len(v.UTMCampaign)
+		for k, val := range v.ClickIDs {
+			n += 8 + len(k) + len(val)
+		}
 	}
 	if rec.Recording != nil {
 		n += 160 + len(rec.Recording.Path)

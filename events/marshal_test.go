@@ -319,6 +319,7 @@ func TestMarshalPoolCall(t *testing.T) {
 		UTMSource: "newsletter", UTMCampaign: "nov", GCLID: "TEST123",
 		Referrer: "https://www.google.com/", LandingPage: `https://shop.example/?a="b"`,
 		FirstSeen: t0.Add(-time.Hour),
+		ClickIDs:  map[string]string{"ttclid": "TT9", "li_fat_id": "LI7"},
 	}
 	b, err := events.MarshalEvent(call.EventStarted, "01JID", t0, started)
 	if err != nil {
@@ -332,10 +333,10 @@ func TestMarshalPoolCall(t *testing.T) {
 	if !ok {
 		t.Fatalf("no visitor object: %s", b)
 	}
-	if got, want := keys(v), sorted("utm_source", "utm_campaign", "gclid", "referrer", "landing_page", "first_seen"); !slices.Equal(got, want) {
+	if got, want := keys(v), sorted("utm_source", "utm_campaign", "gclid", "referrer", "landing_page", "first_seen", "ttclid", "li_fat_id"); !slices.Equal(got, want) {
 		t.Errorf("visitor keys %v, want %v (%s)", got, want, b)
 	}
-	if v["gclid"] != "TEST123" || v["landing_page"] != `https://shop.example/?a="b"` || v["first_seen"] != "2026-11-23T08:00:00.123Z" {
+	if v["gclid"] != "TEST123" || v["landing_page"] != `https://shop.example/?a="b"` || v["first_seen"] != "2026-11-23T08:00:00.123Z" || v["ttclid"] != "TT9" || v["li_fat_id"] != "LI7" {
 		t.Errorf("visitor %v", v)
 	}
 

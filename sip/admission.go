@@ -372,5 +372,7 @@ func visitorOf(v *routing.Visit) *call.Visitor {
 		UTMSource: v.UTMSource, UTMMedium: v.UTMMedium, UTMCampaign: v.UTMCampaign, UTMTerm: v.UTMTerm,
 		UTMContent: v.UTMContent, GCLID: v.GCLID, GBRAID: v.GBRAID, WBRAID: v.WBRAID, FBCLID: v.FBCLID,
 		MSCLKID: v.MSCLKID, Referrer: v.Referrer, LandingPage: v.LandingPage, FirstSeen: v.FirstSeen,
+		// The router hands each call a map of its own.
+		ClickIDs: v.ClickIDs,
 	}
 }
