@@ -110,7 +110,8 @@ func (f *Filter) where() (string, []any) {
 	return " WHERE " + strings.Join(conds, " AND "), args
 }
 
-// Query returns one page of the calls f selects, newest first.
+// Query returns one page of the calls f selects, newest first. Entries
+// come without their attempts.
 func (s *Store) Query(f Filter) (Page, error) {
 	limit := f.Limit
 	switch {
@@ -158,6 +159,30 @@ func (s *Store) Query(f Filter) (Page, error) {
 		p.Next = cursor{startedMS: last.StartedAt.UnixMilli(), callID: last.ID}.String()
 	}
 	return p, nil
+}
+
+// ErrNotFound: no call with that call_id is stored.
+var ErrNotFound = errors.New("calllog: no such call")
+
+// Get returns the stored call callID (without its attempts), ErrNotFound
+// when there is none; a call still waiting to be written is not seen.
+func (s *Store) Get(callID string) (Entry, error) {
+	rows, err := s.db.Query(`SELECT `+selectColumns+` FROM calls WHERE call_id = ?`, callID)
+	if err != nil {
+		return Entry{}, fmt.Errorf("calllog: get %s: %w", callID, err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return Entry{}, fmt.Errorf("calllog: get %s: %w", callID, err)
+		}
+		return Entry{}, ErrNotFound
+	}
+	e, err := scanEntry(rows)
+	if err != nil {
+		return Entry{}, fmt.Errorf("calllog: get %s: %w", callID, err)
+	}
+	return e, nil
 }
 
 func scanEntry(rows *sql.Rows) (Entry, error) {

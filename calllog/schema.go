@@ -53,6 +53,19 @@ func migrations() []string {
 		held_until_ms INTEGER NOT NULL,
 		PRIMARY KEY (pool, number)
 	);`,
+		// Each agent rung for a call: the agents report counts offers and
+		// misses from these, which the final record alone cannot tell.
+		`CREATE TABLE attempts (
+		call_id    TEXT NOT NULL,
+		agent      TEXT NOT NULL,
+		started_at INTEGER,
+		ring_ms    INTEGER NOT NULL,
+		result     TEXT NOT NULL
+	);
+	-- The agents report joins a range of calls to their attempts.
+	CREATE INDEX attempts_call ON attempts (call_id);
+	-- One agent's rings over a period (an agent's day) without a scan.
+	CREATE INDEX attempts_agent ON attempts (agent, started_at);`,
 	}
 }
 

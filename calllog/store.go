@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -75,6 +76,13 @@ func EntryOf(rec *call.Record) Entry {
 		if !v.FirstSeen.IsZero() {
 			e.Visitor["first_seen"] = v.FirstSeen.UTC().Format(time.RFC3339Nano)
 		}
+		// The config refuses click id names that would clash with the
+		// fields above.
+		for k, val := range v.ClickIDs {
+			if val != "" {
+				e.Visitor[k] = val
+			}
+		}
 	}
 	if rec.FirstCall != nil {
 		e.FirstCall = *rec.FirstCall
@@ -95,6 +103,14 @@ type Store struct {
 	done    chan struct{}
 	dropped atomic.Uint64
 	failed  atomic.Uint64
+
+	// pending holds, by caller, the start times (ms) of the calls in the
+	// write queue or the batch being written, so that FirstCall knows a
+	// caller who hangs up and calls back before the record is on disk.
+	// Entries leave once their batch is committed (or has failed), so it
+	// never holds more than the queue and one batch.
+	pmu     sync.Mutex
+	pending map[string][]int64
 }
 
 // item is either a record to write or, with flushed set, a marker the
@@ -139,11 +155,12 @@ func open(dir string, log zerolog.Logger, qsize int) (*Store, error) {
 		return nil, fmt.Errorf("calllog: %s: %w", path, err)
 	}
 	s := &Store{
-		db:    db,
-		log:   log.With().Str("component", "calllog").Logger(),
-		path:  path,
-		queue: make(chan item, qsize),
-		done:  make(chan struct{}),
+		db:      db,
+		log:     log.With().Str("component", "calllog").Logger(),
+		path:    path,
+		queue:   make(chan item, qsize),
+		done:    make(chan struct{}),
+		pending: map[string][]int64{},
 	}
 	go s.writer()
 	return s, nil
@@ -160,8 +177,8 @@ func (s *Store) Dropped() uint64 { return s.dropped.Load() }
 func (s *Store) Failed() uint64 { return s.failed.Load() }
 
 // Add queues a call's final record; it never blocks. A record whose
-// call_id is already stored is ignored, so replaying completed events
-// (after a restart, from JetStream) is harmless.
+// call_id is already stored is ignored, attempts included, so replaying
+// completed events (after a restart, from JetStream) is harmless.
 func (s *Store) Add(e Entry) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -170,9 +187,13 @@ func (s *Store) Add(e Entry) {
 		s.log.Warn().Str("call_id", e.ID).Uint64("dropped", n).Msg("call log closed, call record dropped")
 		return
 	}
+	// Known before it is queued: once queued, the writer may commit and
+	// forget it at any moment.
+	s.pend(&e)
 	select {
 	case s.queue <- item{entry: e}:
 	default:
+		s.unpend([]Entry{e})
 		n := s.dropped.Add(1)
 		s.log.Warn().Str("call_id", e.ID).Uint64("dropped", n).Msg("call log queue full, call record dropped")
 	}
@@ -230,11 +251,56 @@ func (s *Store) writer() {
 		}
 		if len(batch) > 0 {
 			s.write(batch)
+			// Only now: a reader that misses a caller here finds the
+			// call in the database.
+			s.unpend(batch)
 		}
 		for _, ch := range flushes {
 			close(ch)
 		}
 	}
+}
+
+func (s *Store) pend(e *Entry) {
+	if anonymous(e.Caller) || e.StartedAt.IsZero() {
+		return
+	}
+	s.pmu.Lock()
+	s.pending[e.Caller] = append(s.pending[e.Caller], e.StartedAt.UnixMilli())
+	s.pmu.Unlock()
+}
+
+func (s *Store) unpend(batch []Entry) {
+	s.pmu.Lock()
+	defer s.pmu.Unlock()
+	for i := range batch {
+		e := &batch[i]
+		if anonymous(e.Caller) || e.StartedAt.IsZero() {
+			continue
+		}
+		times := s.pending[e.Caller]
+		if j := slices.Index(times, e.StartedAt.UnixMilli()); j >= 0 {
+			times = slices.Delete(times, j, j+1)
+		}
+		if len(times) == 0 {
+			delete(s.pending, e.Caller)
+		} else {
+			s.pending[e.Caller] = times
+		}
+	}
+}
+
+// pendingWithin reports whether a call from caller that started in
+// [fromMS, toMS) is waiting to be written.
+func (s *Store) pendingWithin(caller string, fromMS, toMS int64) bool {
+	s.pmu.Lock()
+	defer s.pmu.Unlock()
+	for _, ms := range s.pending[caller] {
+		if ms >= fromMS && ms < toMS {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Store) collect(batch []Entry, flushes []chan struct{}, it item) ([]Entry, []chan struct{}) {
@@ -252,6 +318,8 @@ const insertSQL = `INSERT INTO calls (
 	consent, recording_path, recording_ms
 ) VALUES (?,?,?,?,?, ?,?,?,?,?,?,?, ?,?,?,?,?,?,?,?, ?,?,?,?,?,?, ?,?,?)
 ON CONFLICT(call_id) DO NOTHING`
+
+const insertAttemptSQL = `INSERT INTO attempts (call_id, agent, started_at, ring_ms, result) VALUES (?,?,?,?,?)`
 
 // write stores a batch in one transaction; if that fails, each record is
 // tried alone so that one bad record does not take the others with it.
@@ -286,13 +354,34 @@ func (s *Store) insertTx(batch []Entry) error {
 		return err
 	}
 	defer stmt.Close()
+	attStmt, err := tx.PrepareContext(ctx, insertAttemptSQL)
+	if err != nil {
+		return err
+	}
+	defer attStmt.Close()
 	for i := range batch {
-		args, err := insertArgs(&batch[i])
+		e := &batch[i]
+		args, err := insertArgs(e)
 		if err != nil {
-			return fmt.Errorf("call %s: %w", batch[i].ID, err)
+			return fmt.Errorf("call %s: %w", e.ID, err)
 		}
-		if _, err := stmt.ExecContext(ctx, args...); err != nil {
-			return fmt.Errorf("call %s: %w", batch[i].ID, err)
+		res, err := stmt.ExecContext(ctx, args...)
+		if err != nil {
+			return fmt.Errorf("call %s: %w", e.ID, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("call %s: %w", e.ID, err)
+		}
+		// A call already stored came with its attempts the first time;
+		// adding them again would count every ring twice.
+		if n == 0 {
+			continue
+		}
+		for _, a := range e.Attempts {
+			if _, err := attStmt.ExecContext(ctx, e.ID, a.Agent, unixMS(a.StartedAt), a.Ring.Milliseconds(), a.Result); err != nil {
+				return fmt.Errorf("call %s: attempt of %s: %w", e.ID, a.Agent, err)
+			}
 		}
 	}
 	return tx.Commit()
@@ -370,24 +459,61 @@ func anonymous(caller string) bool {
 // firstCallWindow is how far back a previous call makes a caller known.
 const firstCallWindow = 30 * 24 * time.Hour
 
-// FirstCall reports whether no call from caller started within the 30
-// days before at (a call starting exactly at at is not "before", so a
-// stored call does not count against itself). Anonymous callers get
-// false: the store cannot tell them apart, and counting every withheld
-// number as new would inflate first-time caller figures. Records still in
-// the write queue are not seen.
+// FirstCall is FirstCallContext without a deadline.
 func (s *Store) FirstCall(caller string, at time.Time) (bool, error) {
+	return s.FirstCallContext(context.Background(), caller, at)
+}
+
+// FirstCallContext reports whether no call from caller started within the
+// 30 days before at (a call starting exactly at at is not "before", so a
+// stored call does not count against itself). Calls still waiting to be
+// written count too: a caller who hangs up and calls straight back is not
+// new the second time. Anonymous callers get false: the store cannot tell
+// them apart, and counting every withheld number as new would inflate
+// first-time caller figures.
+//
+// It returns when ctx ends even if the database is still busy (the
+// query is abandoned), so a caller on the call path can bound its wait;
+// the answer is then unknown and the error says so.
+func (s *Store) FirstCallContext(ctx context.Context, caller string, at time.Time) (bool, error) {
 	if anonymous(caller) {
 		return false, nil
 	}
-	var one int
-	err := s.db.QueryRow(`SELECT 1 FROM calls WHERE caller = ? AND started_at >= ? AND started_at < ? LIMIT 1`,
-		caller, at.Add(-firstCallWindow).UnixMilli(), at.UnixMilli()).Scan(&one)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return true, nil
-	case err != nil:
-		return false, fmt.Errorf("calllog: first call: %w", err)
+	fromMS, toMS := at.Add(-firstCallWindow).UnixMilli(), at.UnixMilli()
+	if s.pendingWithin(caller, fromMS, toMS) {
+		return false, nil
 	}
-	return false, nil
+	lookup := func() (bool, error) {
+		var one int
+		err := s.db.QueryRowContext(ctx, `SELECT 1 FROM calls WHERE caller = ? AND started_at >= ? AND started_at < ? LIMIT 1`,
+			caller, fromMS, toMS).Scan(&one)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return true, nil
+		case err != nil:
+			return false, fmt.Errorf("calllog: first call: %w", err)
+		}
+		return false, nil
+	}
+	if ctx.Done() == nil {
+		return lookup()
+	}
+	// The driver does not give up a wait on a locked database (up to
+	// busy_timeout) when ctx ends, so the wait happens aside.
+	type result struct {
+		first bool
+		err   error
+	}
+	// Buffered: the lookup may finish after nobody waits for it any more.
+	done := make(chan result, 1)
+	go func() {
+		first, err := lookup()
+		done <- result{first, err}
+	}()
+	select {
+	case r := <-done:
+		return r.first, r.err
+	case <-ctx.Done():
+		return false, fmt.Errorf("calllog: first call: %w", context.Cause(ctx))
+	}
 }
