@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // ErrNotFound is what an API source returns for a call it does not know,
@@ -22,6 +23,21 @@ type API struct {
 	PauseRecording func(callID string, pause bool) error
 	// Agents, if set, is every agent's state and figures of today.
 	Agents func() []AgentStatus
+	// Calls, if set, is the call log behind the call list, the exports
+	// and the reports; without it their endpoints answer 404.
+	Calls CallLog
+	// Recording returns the recording file of a stored call, ErrNotFound
+	// when it has none. The path is served as it is: making sure it is
+	// one of the edge's recordings is Recording's job.
+	Recording func(callID string) (path string, err error)
+	// Feed, if set, streams ended calls to live clients (GET /api/stream).
+	Feed *Feed
+	// AgentName, if set, names agents in the agents report ("" when it
+	// does not know the id).
+	AgentName func(id string) string
+
+	// now is the clock of default report ranges; time.Now when nil.
+	now func() time.Time
 }
 
 // AgentStatus is one agent as GET /api/agents shows it.
@@ -56,6 +72,7 @@ func (a API) register(mux *http.ServeMux) {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"agents": agents})
 	}))
+	a.registerCalls(mux)
 }
 
 // authorized checks the admin token in constant time, so its bytes cannot

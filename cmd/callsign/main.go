@@ -205,9 +205,13 @@ func serveConfig(cfg *config.Config, path string, drainTimeout time.Duration, lo
 	defer func() { saveBindings(callLog, pools, router.Table().PoolNames(), log) }()
 	// Every call's end is counted and logged, those a killed edge left
 	// up included.
+	feed := ops.NewFeed()
+	// The HTTP server's shutdown would wait on open live streams.
+	go func() { <-ctx.Done(); feed.Close() }()
 	ended := func(rec *call.Record) {
 		outcomes.Count(rec)
 		callLog.Add(calllog.EntryOf(rec))
+		feed.Publish(rec)
 	}
 	journal, recovered, err := openJournal(cfg.Storage.Dir, pub, ended, log)
 	if err != nil {
@@ -245,6 +249,7 @@ func serveConfig(cfg *config.Config, path string, drainTimeout time.Duration, lo
 		Recorder:  recorder{recordings},
 		Voicemail: voicemails{messages},
 		Softphone: phones,
+		FirstCall: firstCall(callLog),
 	})
 	if err != nil {
 		return err
@@ -283,6 +288,10 @@ func serveConfig(cfg *config.Config, path string, drainTimeout time.Duration, lo
 		Token:          func() string { return *adminToken.Load() },
 		PauseRecording: pauseRecording(recordings),
 		Agents:         agentStatus(router),
+		Calls:          callLog,
+		Feed:           feed,
+		Recording:      recordingOf(callLog, recordings.Dir()),
+		AgentName:      func(id string) string { return router.Table().AgentName(id) },
 	})), log)
 	if err != nil {
 		return err
