@@ -1,5 +1,5 @@
 // Package ops serves what operators and their tools look at over HTTP:
-// /healthz, /readyz and Prometheus /metrics.
+// /healthz, /readyz, Prometheus /metrics, the admin API and the dashboard.
 package ops
 
 import (
@@ -103,10 +103,12 @@ func (o *Outcomes) write(w io.Writer) {
 	o.mu.Unlock()
 }
 
-// Handler serves /healthz, /readyz, /metrics and the admin API.
+// Handler serves /healthz, /readyz, /metrics, the admin API and the
+// dashboard.
 func Handler(src Sources, outcomes *Outcomes, api API) http.Handler {
 	mux := http.NewServeMux()
 	api.register(mux)
+	registerDashboard(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "ok\n")
 	})
