@@ -38,9 +38,9 @@ e2e: test-deps
 fuzz:
 	FUZZTIME=60s scripts/fuzz.sh
 
-# Refreshes the README's softphone screenshots from a real call in Chromium.
+# Refreshes the README's softphone and dashboard screenshots from real calls in Chromium.
 screenshots: test-deps
-	SCREENSHOT_DIR=$(CURDIR)/docs/images $(GO) test -count=1 -run 'TestSoftphoneCall$$' ./test/e2e/
+	SCREENSHOT_DIR=$(CURDIR)/docs/images $(GO) test -count=1 -run 'TestSoftphoneCall$$|TestDNICall$$' ./test/e2e/
 
 # Go benchmarks, then the sipp load and flood runs written up in
 # docs/benchmarks.md.

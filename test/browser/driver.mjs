@@ -151,8 +151,8 @@ const ops = {
   async eval({ page: name, expr }) {
     return await page(name).evaluate(`(async () => { ${expr} })()`);
   },
-  async screenshot({ page: name, path }) {
-    await page(name).screenshot({ path });
+  async screenshot({ page: name, path, fullPage = false }) {
+    await page(name).screenshot({ path, fullPage });
     return path;
   },
   async closePage({ page: name }) {

@@ -165,6 +165,13 @@ func (b *browser) open(name, url string) *tab {
 	return &tab{b: b, name: name}
 }
 
+// openSized is open with a viewport of width×height CSS pixels.
+func (b *browser) openSized(name, url string, width, height int) *tab {
+	b.t.Helper()
+	b.must("open "+url, map[string]any{"op": "newPage", "page": name, "url": url, "width": width, "height": height})
+	return &tab{b: b, name: name}
+}
+
 func (p *tab) op(op string, kv ...any) map[string]any {
 	m := map[string]any{"op": op, "page": p.name}
 	for i := 0; i+1 < len(kv); i += 2 {
@@ -222,6 +229,12 @@ func (p *tab) eval(expr string, out any) {
 func (p *tab) screenshot(path string) {
 	p.b.t.Helper()
 	p.b.must(p.name+": screenshot", p.op("screenshot", "path", path))
+}
+
+// screenshotPage is screenshot of the whole page, not only the viewport.
+func (p *tab) screenshotPage(path string) {
+	p.b.t.Helper()
+	p.b.must(p.name+": screenshot", p.op("screenshot", "path", path, "fullPage", true))
 }
 
 func (p *tab) close() {

@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -145,19 +148,27 @@ func TestDNIScript(t *testing.T) {
 	}
 }
 
-// TestDNICall: a visitor's click id travels from a landing page, through
-// a phone call, into the call's events. Chromium opens a page that
-// includes the edge's dni.js with utm parameters and a gclid; the number
-// it is shown is a pool number of its own (another visitor gets another);
-// sipp calls that number; the call's events carry the pool, the visit and
-// the attribution derived from it.
+// TestDNICall: a visitor lands on a page from a newsletter link with a
+// gclid; the page includes the edge's dni.js, which shows the visitor a
+// pool number of its own (another visitor gets another). sipp calls that
+// number, and the visit travels on: the call's events carry the pool, the
+// visit and the attribution derived from it; the call log lists it in
+// /api/calls and its CSV; the Google Ads export turns the gclid into a
+// conversion; and the dashboard, open in Chromium, shows the call when it
+// ends. Then the edge restarts: the second visitor still holds its
+// number, so a call to it is still attributed to that visit, and the
+// same caller is no longer a first-time caller.
 func TestDNICall(t *testing.T) {
 	t.Parallel()
 	requireEdge(t)
-	agent := startSipp(t, "carol", sippOpts{Scenario: "agent-answer.xml", Calls: 1, Timeout: 60 * time.Second})
+	// Carol hangs up after 2 s of talk; the caller waits for that, the
+	// recording notice included.
+	agent := startSipp(t, "carol", sippOpts{Scenario: "agent-bye.xml", Calls: 2, Timeout: 120 * time.Second})
 	e := startEdge(t, edgeConfig{
 		Queue:  queueConfig{RingTimeout: "10s", MaxWait: "20s", Agents: []string{"carol"}},
 		Agents: []agentConfig{fixedAgent("carol", "Carol", agent)},
+		// Recorded, so the dashboard has a recording to offer.
+		Record: "announce",
 		Pools: `  website:
     numbers: ["+1 555 010 0100..+1 555 010 0119"]
     replace: "+1 555 010 0000"
@@ -199,23 +210,33 @@ func TestDNICall(t *testing.T) {
 	first := b.open("visitor1", site+"/landing?utm_source=newsletter&utm_campaign=nov&gclid=TEST123")
 	number := shown(first)
 	second := b.open("visitor2", site+"/landing")
-	if other := shown(second); other == number {
+	number2 := shown(second)
+	if number2 == number {
 		t.Fatalf("two visitors were shown the same number %s", number)
 	}
-	if !strings.HasPrefix(number, "+155501001") {
-		t.Fatalf("shown %q, not a number of the pool", number)
+	for _, n := range []string{number, number2} {
+		if !strings.HasPrefix(n, "+155501001") {
+			t.Fatalf("shown %q, not a number of the pool", n)
+		}
 	}
 
-	c := startSipp(t, "carrier", sippOpts{
-		Scenario: "carrier-answered.xml",
-		Remote:   e.sipTarget(),
-		Service:  strings.TrimPrefix(number, "+"),
-		Calls:    1,
-		Timeout:  40 * time.Second,
-	})
-	c.succeed(t, 45*time.Second)
-	agent.succeed(t, 10*time.Second)
-	evs := e.events.callEvents(t, c.callID, eventDeadline)
+	// The sales manager has the dashboard open before the call.
+	dash := openDashboard(t, b, e)
+
+	call := func(to string) (string, map[string][]event) {
+		t.Helper()
+		c := startSipp(t, "carrier", sippOpts{
+			Scenario: "carrier-wait-bye.xml",
+			Remote:   e.sipTarget(),
+			Service:  strings.TrimPrefix(to, "+"),
+			Calls:    1,
+			Timeout:  40 * time.Second,
+		})
+		c.succeed(t, 45*time.Second)
+		evs := e.events.callEvents(t, c.callID, eventDeadline)
+		return one(t, evs, "call.started").str("call_id"), evs
+	}
+	callID, evs := call(number)
 	for _, name := range []string{"call.started", "call.completed"} {
 		ev := one(t, evs, name)
 		wantFields(t, ev, map[string]string{
@@ -225,5 +246,98 @@ func TestDNICall(t *testing.T) {
 		if !ok || v["gclid"] != "TEST123" || v["utm_source"] != "newsletter" || !strings.Contains(fmt.Sprint(v["landing_page"]), "/landing?") {
 			t.Errorf("%s: visitor %v, want the first visit's gclid, utm_source and landing page", name, ev.Fields["visitor"])
 		}
+		if ev.Fields["first_call"] != true {
+			t.Errorf("%s: first_call %v, want true: the caller never called before", name, ev.Fields["first_call"])
+		}
 	}
+
+	// The dashboard shows the call as it ends, without a reload.
+	row := dash.waitCall(callID)
+	for _, want := range []string{"newsletter", "nov", "TEST123", "Carol", "Play"} {
+		if !strings.Contains(row, want) {
+			t.Errorf("dashboard row of the call %q lacks %q", row, want)
+		}
+	}
+	dash.wantText("#sources", "newsletter")
+	dash.noConsoleErrors()
+	dash.tab.screenshotPage(filepath.Join(screenshotDir(t), "dashboard.png"))
+	// Its recording plays in the page, fetched with the token.
+	dash.tab.click(fmt.Sprintf(`#calls [data-call-id="%s"] .play`, callID))
+	dash.tab.waitVisible("#calls tr.player-row audio", 10*time.Second)
+	var audio struct {
+		Src      string  `json:"src"`
+		Duration float64 `json:"duration"`
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		dash.tab.eval(`const a = document.querySelector('#calls tr.player-row audio');
+			return {src: a.src, duration: isFinite(a.duration) ? a.duration : 0}`, &audio)
+		if audio.Duration > 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if !strings.HasPrefix(audio.Src, "blob:") || audio.Duration < 1 {
+		t.Errorf("the dashboard's player: %+v, want the call's recording (about 2 s) from a blob", audio)
+	}
+
+	// The call log has it, with its visit, for the API and its exports.
+	// The store writes in the background, a moment after the call ends.
+	var calls struct {
+		Calls []map[string]any `json:"calls"`
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		calls = adminJSON[struct {
+			Calls []map[string]any `json:"calls"`
+		}](t, e, "/api/calls?tracking_number="+url.QueryEscape(number))
+		if len(calls.Calls) > 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(calls.Calls) != 1 || calls.Calls[0]["call_id"] != callID {
+		t.Fatalf("/api/calls for %s: %v, want the call %s", number, calls.Calls, callID)
+	}
+	got := calls.Calls[0]
+	if v, _ := got["visitor"].(map[string]any); v["gclid"] != "TEST123" || got["source"] != "newsletter" ||
+		got["campaign"] != "nov" || got["outcome"] != "answered" || got["first_call"] != true || got["agent"] != "carol" {
+		t.Errorf("/api/calls: %v", got)
+	}
+	if u, _ := got["recording_url"].(string); u == "" {
+		t.Errorf("/api/calls: no recording_url for the recorded call: %v", got)
+	} else if wav := adminText(t, e, u); !strings.HasPrefix(wav, "RIFF") || len(wav) < 8000 {
+		t.Errorf("GET %s: %d bytes, not the call's WAV recording", u, len(wav))
+	}
+	if csv := adminText(t, e, "/api/calls?format=csv&source=newsletter"); !strings.Contains(csv, callID) || !strings.Contains(csv, "TEST123") {
+		t.Errorf("calls CSV lacks the call:\n%s", csv)
+	}
+	ads := adminText(t, e, "/api/exports/google-ads.csv?conversion_name=Phone+call&value=120&currency=EUR")
+	if !regexp.MustCompile(`(?m)^TEST123,Phone call,\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\+0000,120,EUR\r$`).MatchString(ads) {
+		t.Errorf("Google Ads export has no conversion for gclid TEST123:\n%s", ads)
+	}
+	sources := adminJSON[struct {
+		Sources []map[string]any `json:"sources"`
+	}](t, e, "/api/reports/sources")
+	if len(sources.Sources) != 1 || sources.Sources[0]["source"] != "newsletter" || sources.Sources[0]["answered"] != 1.0 ||
+		sources.Sources[0]["first_time_callers"] != 1.0 {
+		t.Errorf("sources report: %v", sources.Sources)
+	}
+	if code, _ := httpGet(t, e, "/api/calls", "wrong-token"); code != http.StatusUnauthorized {
+		t.Errorf("/api/calls with a wrong token: %d, want 401", code)
+	}
+
+	// A restart keeps who holds which number: the second visitor's
+	// number still stands for its visit.
+	e.stop(t)
+	e.restart(t)
+	e.events.reconnected(t)
+	callID2, evs2 := call(number2)
+	agent.succeed(t, 10*time.Second)
+	started := one(t, evs2, "call.started")
+	wantFields(t, started, map[string]string{"tracking_number": number2, "pool": "website", "source": "direct"})
+	if v, ok := started.Fields["visitor"].(map[string]any); !ok || v["landing_page"] != site+"/landing" {
+		t.Errorf("after the restart: visitor %v, want the second visit", started.Fields["visitor"])
+	}
+	if started.Fields["first_call"] != false {
+		t.Errorf("the caller's second call: first_call %v, want false", started.Fields["first_call"])
+	}
+	// The dashboard got through the restart: the stream came back.
+	dash.waitCall(callID2)
 }

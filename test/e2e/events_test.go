@@ -100,6 +100,22 @@ func subscribeEvents(t *testing.T, e *edge) *eventLog {
 	return l
 }
 
+// reconnected waits until the subscription is back on a restarted edge's
+// embedded server: what is published before then never reaches it.
+func (l *eventLog) reconnected(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !l.nc.IsConnected() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the event subscription did not reconnect within 15s: %v", l.nc.Status())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := l.nc.FlushTimeout(5 * time.Second); err != nil {
+		t.Fatalf("flush the event subscription: %v", err)
+	}
+}
+
 // checkWellFormed holds every message to the documented event format, whatever the test
 // was about: one JSON object, the subject naming its event, and the
 // Nats-Msg-Id header equal to its id.
