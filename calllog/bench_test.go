@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callsign/callsign/call"
 	"github.com/rs/zerolog"
 )
 
@@ -59,6 +60,15 @@ func BenchmarkQuery100k(b *testing.B) {
 			e = answered(fmt.Sprintf("call-%06d", i), fmt.Sprintf("+1555%07d", i%20000), start, time.Minute)
 			e.Agent = fmt.Sprintf("agent%d", i%10)
 		}
+		// Two rings a call, as a queue of two agents would give.
+		other := fmt.Sprintf("agent%d", (i+1)%10)
+		e.Attempts = []call.Attempt{
+			{Agent: other, StartedAt: start, Ring: 20 * time.Second, Result: call.AttemptNoAnswer},
+			{Agent: e.Agent, StartedAt: start.Add(20 * time.Second), Ring: 5 * time.Second, Result: call.AttemptAnswered},
+		}
+		if e.Agent == "" {
+			e.Attempts[1].Agent, e.Attempts[1].Result = "agent9", call.AttemptNoAnswer
+		}
 		e.Source = sources[i%len(sources)]
 		batch = append(batch, e)
 		if len(batch) == cap(batch) || i == n-1 {
@@ -93,6 +103,30 @@ func BenchmarkQuery100k(b *testing.B) {
 			}
 		})
 	}
+	// The reports the dashboard asks for on each ended call, over the
+	// 30 days (about 30,000 calls) it shows by default.
+	month := mid.Add(-30 * 24 * time.Hour)
+	b.Run("sources_report_30d", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := s.SourcesReport(month, mid); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("agents_report_30d", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := s.AgentsReport(month, mid); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("missed_by_hour_30d", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := s.MissedByHour(month, mid, time.UTC); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	b.Run("first_call", func(b *testing.B) {
 		for b.Loop() {
 			if _, err := s.FirstCall("+15550012345", mid); err != nil {
