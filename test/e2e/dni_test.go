@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -340,4 +341,87 @@ func TestDNICall(t *testing.T) {
 	}
 	// The dashboard got through the restart: the stream came back.
 	dash.waitCall(callID2)
+}
+
+// TestPoolPressure: visitors take every number of a small pool through
+// the edge's session endpoint; passing 75% publishes pool.pressure, the
+// next visitor is shown the overflow number, /metrics counts it all, and
+// a call to the overflow number is attributed to the pool, not to a
+// visitor.
+func TestPoolPressure(t *testing.T) {
+	t.Parallel()
+	requireEdge(t)
+	agent := startSipp(t, "carol", sippOpts{Scenario: "agent-answer.xml", Calls: 1, Timeout: 60 * time.Second})
+	e := startEdge(t, edgeConfig{
+		Queue:  queueConfig{RingTimeout: "10s", MaxWait: "20s", Agents: []string{"carol"}},
+		Agents: []agentConfig{fixedAgent("carol", "Carol", agent)},
+		Pools: `  website:
+    numbers: ["+1 555 010 0100..+1 555 010 0103"]
+    replace: "+1 555 010 0000"
+    overflow: "+1 555 010 0199"
+    hold: 30m
+    flow: main
+    source: website
+    medium: overflow`,
+	})
+	session := func(visitor string) (number string, overflow bool) {
+		t.Helper()
+		body := fmt.Sprintf(`{"pool":"website","visitor":%q,"landing":"https://shop.example/?utm_source=ads","referrer":""}`, visitor)
+		res, err := http.Post(fmt.Sprintf("http://127.0.0.1:%d/dni/v1/session", e.httpPort), "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var got struct {
+			Number   string `json:"number"`
+			Overflow bool   `json:"overflow"`
+		}
+		if err := json.NewDecoder(res.Body).Decode(&got); err != nil || res.StatusCode != http.StatusOK {
+			t.Fatalf("session for %s: %d %v", visitor, res.StatusCode, err)
+		}
+		return got.Number, got.Overflow
+	}
+	seen := map[string]bool{}
+	for i := range 4 {
+		n, overflow := session(fmt.Sprintf("visitor-%08d", i))
+		if overflow || seen[n] {
+			t.Fatalf("visitor %d: %s (overflow %v), want a pool number of its own", i, n, overflow)
+		}
+		seen[n] = true
+	}
+	pressure := e.events.wait(t, "pool.pressure", nil, eventDeadline)
+	if pressure.str("pool") != "website" || pressure.Fields["numbers"] != 4.0 || pressure.Fields["held"].(float64) < 3 {
+		t.Errorf("pool.pressure: %s", pressure)
+	}
+	n, overflow := session("visitor-late-0001")
+	if !overflow || n != "+15550100199" {
+		t.Fatalf("fifth visitor: %s (overflow %v), want the overflow number", n, overflow)
+	}
+	m := e.metrics(t)
+	for name, want := range map[string]float64{
+		`callsign_pool_numbers{pool="website"}`:        4,
+		`callsign_pool_held{pool="website"}`:           4,
+		`callsign_pool_overflow_total{pool="website"}`: 1,
+	} {
+		if m[name] != want {
+			t.Errorf("/metrics %s = %v, want %v", name, m[name], want)
+		}
+	}
+	if got := e.events.find("pool.pressure", nil); len(got) != 1 {
+		t.Errorf("%d pool.pressure events, want 1: the pool crossed 75%% once", len(got))
+	}
+
+	c := startSipp(t, "carrier", sippOpts{
+		Scenario: "carrier-answered.xml",
+		Remote:   e.sipTarget(),
+		Service:  "15550100199",
+		Calls:    1,
+		Timeout:  40 * time.Second,
+	})
+	c.succeed(t, 45*time.Second)
+	started := one(t, e.events.callEvents(t, c.callID, eventDeadline), "call.started")
+	wantFields(t, started, map[string]string{"tracking_number": "+15550100199", "pool": "website", "source": "website", "medium": "overflow"})
+	if v, ok := started.Fields["visitor"]; ok {
+		t.Errorf("a call to the overflow number carries visitor %v; no visit holds that number", v)
+	}
 }
