@@ -152,7 +152,7 @@ func TestMigrationToAttempts(t *testing.T) {
 	}
 	defer s.Close()
 	var version int
-	if err := s.db.QueryRow(`SELECT version FROM schema_version`).Scan(&version); err != nil || version != 2 {
+	if err := s.db.QueryRow(`SELECT version FROM schema_version`).Scan(&version); err != nil || version != len(migrations()) {
 		t.Fatalf("version %d %v", version, err)
 	}
 	var indexes int

@@ -66,6 +66,9 @@ func migrations() []string {
 	CREATE INDEX attempts_call ON attempts (call_id);
 	-- One agent's rings over a period (an agent's day) without a scan.
 	CREATE INDEX attempts_agent ON attempts (agent, started_at);`,
+		// A tracking number's calls (the call list's filter) without
+		// reading every call.
+		`CREATE INDEX calls_tracking ON calls (tracking_number, started_at);`,
 	}
 }
 
