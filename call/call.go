@@ -32,6 +32,9 @@ type Router interface {
 	// Release ends an agent's offer or call; one who talked is left
 	// alone for wrapUp.
 	Release(agent string, wrapUp time.Duration)
+	// Withdraw ends an offer another agent answered first: this agent
+	// did not miss the call.
+	Withdraw(agent string)
 	// Flow finds a flow a menu option leads to.
 	Flow(name string) (*config.Flow, bool)
 	// Recording is the recording settings: the consent prompts.

@@ -349,6 +349,8 @@ type fakeRouter struct {
 	released []string
 	answered []string
 	wrapUps  []string
+	// withdrawn are the agents whose ring another agent answered.
+	withdrawn []string
 }
 
 func (r *fakeRouter) Queue(name string) (*config.Queue, bool) {
@@ -405,6 +407,14 @@ func (r *fakeRouter) Release(agent string, wrapUp time.Duration) {
 	if wrapUp > 0 {
 		r.wrapUps = append(r.wrapUps, agent+" "+wrapUp.String())
 	}
+}
+
+func (r *fakeRouter) Withdraw(agent string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.busy, agent)
+	r.released = append(r.released, agent)
+	r.withdrawn = append(r.withdrawn, agent)
 }
 
 func (r *fakeRouter) isBusy(agent string) bool {

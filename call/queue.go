@@ -313,6 +313,8 @@ type ringing struct {
 	agent   string
 	leg     Outbound
 	attempt Attempt
+	// lost: another agent answered while this one rang.
+	lost bool
 }
 
 // ringGroup rings the agents of group at the same time until one answers,
@@ -375,6 +377,9 @@ func (c *Call) ringGroup(q *config.Queue, group []string, n *offers) (ringResult
 			if r == nil {
 				continue // a leg this call already gave up on
 			}
+			for _, o := range legs {
+				o.lost = true
+			}
 			cancel(AttemptCancelled)
 			r.attempt.Result = AttemptAnswered
 			r.attempt.Ring = c.deps.Clock.Now().Sub(r.attempt.StartedAt)
@@ -430,6 +435,10 @@ func (c *Call) finishAttempt(r *ringing, result string, n *offers) {
 	}
 	if result == AttemptBusy || result == AttemptDeclined {
 		n.rejected++
+	}
+	if r.lost {
+		c.deps.Router.Withdraw(r.agent)
+		return
 	}
 	c.deps.Router.Release(r.agent, 0)
 }

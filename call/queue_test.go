@@ -47,6 +47,10 @@ func TestRingAllFirstAnswerWinsOthersCancelled(t *testing.T) {
 	if !slices.Equal(h.router.answered, []string{"bob"}) || !slices.Equal(h.router.wrapUps, []string{"bob 15s"}) {
 		t.Errorf("router told answered %v, wrap-ups %v", h.router.answered, h.router.wrapUps)
 	}
+	// Bob took the call: alice and carol did not miss it.
+	if !slices.Equal(h.router.withdrawn, []string{"alice", "carol"}) {
+		t.Errorf("router told withdrawn %v, want alice and carol", h.router.withdrawn)
+	}
 	for _, agent := range []string{"alice", "bob", "carol"} {
 		if h.router.isBusy(agent) {
 			t.Errorf("%s still held after the call", agent)

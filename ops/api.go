@@ -48,7 +48,8 @@ type AgentStatus struct {
 	State string `json:"state"`
 	// Offered, Answered and Missed count today's offers: Missed are the
 	// offers the agent did not answer (no answer, declined, busy,
-	// unreachable, cancelled).
+	// unreachable, or the caller left while it rang); a ring another
+	// agent answered first is not missed, as in the agents report.
 	Offered  int   `json:"offered_today"`
 	Answered int   `json:"answered_today"`
 	Missed   int   `json:"missed_today"`

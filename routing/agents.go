@@ -34,7 +34,7 @@ type AgentStats struct {
 	State string
 	// Offered counts calls the agent was rung for, Answered those it
 	// took and Missed those it did not (declined, let ring out, or the
-	// caller left or another agent answered first).
+	// caller left); a ring another agent answered first is neither.
 	Offered, Answered, Missed int
 	// TalkTime is the time spent on calls that ended today, from
 	// midnight for a call that began the day before.
@@ -177,6 +177,18 @@ func (r *Router) Release(agent string, wrapUp time.Duration) {
 		return
 	}
 	a.phase = idle
+}
+
+// Withdraw ends an offer another agent answered first (ring-all): the
+// agent is available again at once, offered the call but not counted as
+// missing it, as the agents report counts it.
+func (r *Router) Withdraw(agent string) {
+	today := dayOf(r.clock.Now())
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if a := r.agent(agent, today); a.phase == ringing {
+		a.phase = idle
+	}
 }
 
 // Agents is every agent of the table in force, sorted by id, with its

@@ -91,9 +91,16 @@ func TestAgentLifecycle(t *testing.T) {
 	}
 	r.Release("alice", time.Hour) // missed: no wrap-up after an unanswered offer
 	expect("missed", StateAvailable)
+	// Another agent answered first: offered, not missed.
+	if !r.Acquire("alice") {
+		t.Fatal("alice not offered the next call")
+	}
+	r.Withdraw("alice")
+	expect("withdrawn", StateAvailable)
+	r.Withdraw("alice") // no offer left: nothing changes
 
 	got := r.Agents()[0]
-	want := AgentStats{ID: "alice", State: StateAvailable, Offered: 3, Answered: 2, Missed: 1,
+	want := AgentStats{ID: "alice", State: StateAvailable, Offered: 4, Answered: 2, Missed: 1,
 		TalkTime: 3 * time.Minute, LastCallEnded: noon.Add(3*time.Minute + 30*time.Second)}
 	if got != want {
 		t.Errorf("alice = %+v\nwant    %+v", got, want)
