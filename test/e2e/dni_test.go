@@ -69,20 +69,19 @@ func (p *testPools) Heartbeat(pool, visitor string) bool {
 	return ok
 }
 
-// TestDNIScript: dni.js in Chromium swaps the default number for the
-// visitor's everywhere the page shows it, keeping the page's formatting,
-// in tel: links and in content added later; leaves other numbers alone;
-// reports the landing URL's attribution; and a second visitor (another
-// browser context) gets another number.
-func TestDNIScript(t *testing.T) {
-	t.Parallel()
-	pools := &testPools{held: map[string]string{}, visits: map[string]routing.Visit{}}
+// serveLanding serves page at /landing on a loopback port, and dniHandler
+// (if any) at /dni.js and /dni/, as a site with the edge behind it; it
+// returns the site's base URL.
+func serveLanding(t *testing.T, page string, dniHandler http.Handler) string {
+	t.Helper()
 	mux := http.NewServeMux()
-	mux.Handle("/dni.js", dni.Handler(pools, zerolog.Nop()))
-	mux.Handle("/dni/", dni.Handler(pools, zerolog.Nop()))
+	if dniHandler != nil {
+		mux.Handle("/dni.js", dniHandler)
+		mux.Handle("/dni/", dniHandler)
+	}
 	mux.HandleFunc("/landing", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		_, _ = w.Write([]byte(landingPage))
+		_, _ = w.Write([]byte(page))
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -91,7 +90,18 @@ func TestDNIScript(t *testing.T) {
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
-	base := "http://" + ln.Addr().String()
+	return "http://" + ln.Addr().String()
+}
+
+// TestDNIScript: dni.js in Chromium swaps the default number for the
+// visitor's everywhere the page shows it, keeping the page's formatting,
+// in tel: links and in content added later; leaves other numbers alone;
+// reports the landing URL's attribution; and a second visitor (another
+// browser context) gets another number.
+func TestDNIScript(t *testing.T) {
+	t.Parallel()
+	pools := &testPools{held: map[string]string{}, visits: map[string]routing.Visit{}}
+	base := serveLanding(t, landingPage, dni.Handler(pools, zerolog.Nop()))
 
 	b := startBrowser(t, "")
 	first := b.open("first", base+"/landing?utm_source=newsletter&utm_campaign=nov&gclid=TEST123")
@@ -178,19 +188,7 @@ func TestDNICall(t *testing.T) {
     flow: main`,
 	})
 	page := strings.Replace(landingPage, `src="/dni.js"`, fmt.Sprintf(`src="http://127.0.0.1:%d/dni.js"`, e.httpPort), 1)
-	mux := http.NewServeMux()
-	mux.HandleFunc("/landing", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		_, _ = w.Write([]byte(page))
-	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	site := "http://" + ln.Addr().String()
+	site := serveLanding(t, page, nil)
 
 	b := startBrowser(t, "")
 	shown := func(p *tab) string {
