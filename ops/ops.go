@@ -98,7 +98,7 @@ func (o *Outcomes) write(w io.Writer) {
 		return keys[i][0]+keys[i][1] < keys[j][0]+keys[j][1]
 	})
 	for _, k := range keys {
-		fmt.Fprintf(w, "callsign_calls_total{outcome=%q,missed_reason=%q} %d\n", k[0], k[1], o.n[k])
+		fmt.Fprintf(w, "callsign_calls_total{outcome=%s,missed_reason=%s} %d\n", label(k[0]), label(k[1]), o.n[k])
 	}
 	o.mu.Unlock()
 }
@@ -127,89 +127,70 @@ func Handler(src Sources, outcomes *Outcomes, api API) http.Handler {
 }
 
 func writeMetrics(w io.Writer, src Sources, outcomes *Outcomes) {
-	fmt.Fprintln(w, "# HELP callsign_active_calls Calls in progress.")
-	fmt.Fprintln(w, "# TYPE callsign_active_calls gauge")
+	family(w, "callsign_active_calls", "gauge", "Calls in progress.")
 	fmt.Fprintf(w, "callsign_active_calls %d\n", src.ActiveCalls())
-	fmt.Fprintln(w, "# HELP callsign_calls_total Ended calls by outcome and missed reason.")
-	fmt.Fprintln(w, "# TYPE callsign_calls_total counter")
+	family(w, "callsign_calls_total", "counter", "Ended calls by outcome and missed reason.")
 	outcomes.write(w)
-	fmt.Fprintln(w, "# HELP callsign_sip_responses_total SIP responses the edge sent, by status code.")
-	fmt.Fprintln(w, "# TYPE callsign_sip_responses_total counter")
+	family(w, "callsign_sip_responses_total", "counter", "SIP responses the edge sent, by status code.")
 	src.SIPResponses(func(code int, n uint64) {
 		fmt.Fprintf(w, "callsign_sip_responses_total{code=\"%d\"} %d\n", code, n)
 	})
-	fmt.Fprintln(w, "# HELP callsign_rtp_packets_relayed_total RTP packets relayed between call legs.")
-	fmt.Fprintln(w, "# TYPE callsign_rtp_packets_relayed_total counter")
+	family(w, "callsign_rtp_packets_relayed_total", "counter", "RTP packets relayed between call legs.")
 	fmt.Fprintf(w, "callsign_rtp_packets_relayed_total %d\n", src.RelayedPackets())
-	fmt.Fprintln(w, "# HELP callsign_rtp_packets_dropped_total RTP packets dropped (malformed, foreign source, no destination).")
-	fmt.Fprintln(w, "# TYPE callsign_rtp_packets_dropped_total counter")
+	family(w, "callsign_rtp_packets_dropped_total", "counter", "RTP packets dropped (malformed, foreign source, no destination).")
 	fmt.Fprintf(w, "callsign_rtp_packets_dropped_total %d\n", src.DroppedPackets())
-	fmt.Fprintln(w, "# HELP callsign_rtp_ports_in_use RTP ports held by call legs.")
-	fmt.Fprintln(w, "# TYPE callsign_rtp_ports_in_use gauge")
+	family(w, "callsign_rtp_ports_in_use", "gauge", "RTP ports held by call legs.")
 	fmt.Fprintf(w, "callsign_rtp_ports_in_use %d\n", src.RTPPortsInUse())
 	if src.PromptPackets != nil {
-		fmt.Fprintln(w, "# HELP callsign_prompt_packets_sent_total RTP packets of prompts sent to callers.")
-		fmt.Fprintln(w, "# TYPE callsign_prompt_packets_sent_total counter")
+		family(w, "callsign_prompt_packets_sent_total", "counter", "RTP packets of prompts sent to callers.")
 		fmt.Fprintf(w, "callsign_prompt_packets_sent_total %d\n", src.PromptPackets())
 	}
 	if src.SIPDropped != nil {
-		fmt.Fprintln(w, "# HELP callsign_sip_dropped_total SIP messages dropped unanswered, by reason (rate_limit: from a source blocked for its request rate; scanner: a SIP scanner's requests).")
-		fmt.Fprintln(w, "# TYPE callsign_sip_dropped_total counter")
+		family(w, "callsign_sip_dropped_total", "counter", "SIP messages dropped unanswered, by reason (rate_limit: from a source blocked for its request rate; scanner: a SIP scanner's requests).")
 		src.SIPDropped(func(reason string, n uint64) {
-			fmt.Fprintf(w, "callsign_sip_dropped_total{reason=%q} %d\n", reason, n)
+			fmt.Fprintf(w, "callsign_sip_dropped_total{reason=%s} %d\n", label(reason), n)
 		})
 	}
 	if src.SIPBlockedSources != nil {
-		fmt.Fprintln(w, "# HELP callsign_sip_blocked_sources Sources blocked for sending too many requests.")
-		fmt.Fprintln(w, "# TYPE callsign_sip_blocked_sources gauge")
+		family(w, "callsign_sip_blocked_sources", "gauge", "Sources blocked for sending too many requests.")
 		fmt.Fprintf(w, "callsign_sip_blocked_sources %d\n", src.SIPBlockedSources())
 	}
 	if src.RegisterLockouts != nil {
-		fmt.Fprintln(w, "# HELP callsign_register_lockouts_total Lockouts of registrations after failed attempts, by what was locked out (source, username).")
-		fmt.Fprintln(w, "# TYPE callsign_register_lockouts_total counter")
+		family(w, "callsign_register_lockouts_total", "counter", "Lockouts of registrations after failed attempts, by what was locked out (source, username).")
 		src.RegisterLockouts(func(by string, n uint64) {
-			fmt.Fprintf(w, "callsign_register_lockouts_total{by=%q} %d\n", by, n)
+			fmt.Fprintf(w, "callsign_register_lockouts_total{by=%s} %d\n", label(by), n)
 		})
 	}
 	if src.Journal != nil {
 		errs, dropped := src.Journal()
-		fmt.Fprintln(w, "# HELP callsign_journal_errors_total Failed writes of the call journal (the calls go on; a crash meanwhile may leave them without a call.completed).")
-		fmt.Fprintln(w, "# TYPE callsign_journal_errors_total counter")
+		family(w, "callsign_journal_errors_total", "counter", "Failed writes of the call journal (the calls go on; a crash meanwhile may leave them without a call.completed).")
 		fmt.Fprintf(w, "callsign_journal_errors_total %d\n", errs)
-		fmt.Fprintln(w, "# HELP callsign_journal_dropped_total Call journal records dropped because its writer fell behind.")
-		fmt.Fprintln(w, "# TYPE callsign_journal_dropped_total counter")
+		family(w, "callsign_journal_dropped_total", "counter", "Call journal records dropped because its writer fell behind.")
 		fmt.Fprintf(w, "callsign_journal_dropped_total %d\n", dropped)
 	}
 	if src.Keys != nil {
-		fmt.Fprintln(w, "# HELP callsign_dtmf_keys_total Keys callers pressed, by how they reached the edge.")
-		fmt.Fprintln(w, "# TYPE callsign_dtmf_keys_total counter")
+		family(w, "callsign_dtmf_keys_total", "counter", "Keys callers pressed, by how they reached the edge.")
 		src.Keys(func(via string, n uint64) {
-			fmt.Fprintf(w, "callsign_dtmf_keys_total{via=%q} %d\n", via, n)
+			fmt.Fprintf(w, "callsign_dtmf_keys_total{via=%s} %d\n", label(via), n)
 		})
 	}
 	if src.Recordings != nil {
 		r := src.Recordings()
-		fmt.Fprintln(w, "# HELP callsign_recordings_active Recordings in progress.")
-		fmt.Fprintln(w, "# TYPE callsign_recordings_active gauge")
+		family(w, "callsign_recordings_active", "gauge", "Recordings in progress.")
 		fmt.Fprintf(w, "callsign_recordings_active %d\n", r.Active)
-		fmt.Fprintln(w, "# HELP callsign_recordings_total Recordings finished, by result.")
-		fmt.Fprintln(w, "# TYPE callsign_recordings_total counter")
+		family(w, "callsign_recordings_total", "counter", "Recordings finished, by result.")
 		fmt.Fprintf(w, "callsign_recordings_total{result=\"completed\"} %d\n", r.Completed)
 		fmt.Fprintf(w, "callsign_recordings_total{result=\"failed\"} %d\n", r.Failed)
-		fmt.Fprintln(w, "# HELP callsign_recording_buffered_bytes Audio recorded but not yet on disk (grows when the disk is slow).")
-		fmt.Fprintln(w, "# TYPE callsign_recording_buffered_bytes gauge")
+		family(w, "callsign_recording_buffered_bytes", "gauge", "Audio recorded but not yet on disk (grows when the disk is slow).")
 		fmt.Fprintf(w, "callsign_recording_buffered_bytes %d\n", r.BufferedBytes)
-		fmt.Fprintln(w, "# HELP callsign_recording_writer_behind_total Times a recording's writer found more than a second of audio waiting.")
-		fmt.Fprintln(w, "# TYPE callsign_recording_writer_behind_total counter")
+		family(w, "callsign_recording_writer_behind_total", "counter", "Times a recording's writer found more than a second of audio waiting.")
 		fmt.Fprintf(w, "callsign_recording_writer_behind_total %d\n", r.Behind)
-		fmt.Fprintln(w, "# HELP callsign_recording_late_samples_total Samples that arrived too late for their place in a recording.")
-		fmt.Fprintln(w, "# TYPE callsign_recording_late_samples_total counter")
+		family(w, "callsign_recording_late_samples_total", "counter", "Samples that arrived too late for their place in a recording.")
 		fmt.Fprintf(w, "callsign_recording_late_samples_total %d\n", r.LateSamples)
 	}
 	if src.Softphones != nil {
 		sp := src.Softphones()
-		fmt.Fprintln(w, "# HELP callsign_softphone_agents Agents whose softphone page is connected, by what it shows.")
-		fmt.Fprintln(w, "# TYPE callsign_softphone_agents gauge")
+		family(w, "callsign_softphone_agents", "gauge", "Agents whose softphone page is connected, by what it shows.")
 		fmt.Fprintf(w, "callsign_softphone_agents{state=\"connected\"} %d\n", sp.Connected)
 		fmt.Fprintf(w, "callsign_softphone_agents{state=\"available\"} %d\n", sp.Available)
 		fmt.Fprintf(w, "callsign_softphone_agents{state=\"busy\"} %d\n", sp.Busy)
@@ -218,16 +199,13 @@ func writeMetrics(w io.Writer, src Sources, outcomes *Outcomes) {
 		writePools(w, src.Pools())
 	}
 	published, failed, dropped, queued := src.Events()
-	fmt.Fprintln(w, "# HELP callsign_events_total Events by what became of them.")
-	fmt.Fprintln(w, "# TYPE callsign_events_total counter")
+	family(w, "callsign_events_total", "counter", "Events by what became of them.")
 	fmt.Fprintf(w, "callsign_events_total{result=\"published\"} %d\n", published)
 	fmt.Fprintf(w, "callsign_events_total{result=\"failed\"} %d\n", failed)
 	fmt.Fprintf(w, "callsign_events_total{result=\"dropped\"} %d\n", dropped)
-	fmt.Fprintln(w, "# HELP callsign_events_queued Events waiting to be published.")
-	fmt.Fprintln(w, "# TYPE callsign_events_queued gauge")
+	family(w, "callsign_events_queued", "gauge", "Events waiting to be published.")
 	fmt.Fprintf(w, "callsign_events_queued %d\n", queued)
-	fmt.Fprintln(w, "# HELP callsign_events_outbox_errors_total Failed disk operations of the event outbox (events then wait in memory).")
-	fmt.Fprintln(w, "# TYPE callsign_events_outbox_errors_total counter")
+	family(w, "callsign_events_outbox_errors_total", "counter", "Failed disk operations of the event outbox (events then wait in memory).")
 	fmt.Fprintf(w, "callsign_events_outbox_errors_total %d\n", src.OutboxErrors())
 	writeRuntime(w)
 }
@@ -239,27 +217,33 @@ func writePools(w io.Writer, pools []PoolStats) {
 	// The slice may be the source's own; it is not ours to reorder.
 	pools = slices.Clone(pools)
 	slices.SortFunc(pools, func(a, b PoolStats) int { return strings.Compare(a.Name, b.Name) })
-	fmt.Fprintln(w, "# HELP callsign_pool_numbers Numbers of a DNI pool.")
-	fmt.Fprintln(w, "# TYPE callsign_pool_numbers gauge")
+	family(w, "callsign_pool_numbers", "gauge", "Numbers of a DNI pool.")
 	for _, p := range pools {
-		fmt.Fprintf(w, "callsign_pool_numbers{pool=\"%s\"} %d\n", labelValue(p.Name), p.Numbers)
+		fmt.Fprintf(w, "callsign_pool_numbers{pool=%s} %d\n", label(p.Name), p.Numbers)
 	}
-	fmt.Fprintln(w, "# HELP callsign_pool_held Numbers of a DNI pool held by web visitors now (past 75% of callsign_pool_numbers the pool is under pressure).")
-	fmt.Fprintln(w, "# TYPE callsign_pool_held gauge")
+	family(w, "callsign_pool_held", "gauge", "Numbers of a DNI pool held by web visitors now (past 75% of callsign_pool_numbers the pool is under pressure).")
 	for _, p := range pools {
-		fmt.Fprintf(w, "callsign_pool_held{pool=\"%s\"} %d\n", labelValue(p.Name), p.Held)
+		fmt.Fprintf(w, "callsign_pool_held{pool=%s} %d\n", label(p.Name), p.Held)
 	}
-	fmt.Fprintln(w, "# HELP callsign_pool_overflow_total Visitors shown a DNI pool's overflow number because every number was held (their calls lose the visit's attribution).")
-	fmt.Fprintln(w, "# TYPE callsign_pool_overflow_total counter")
+	family(w, "callsign_pool_overflow_total", "counter", "Visitors shown a DNI pool's overflow number because every number was held (their calls lose the visit's attribution).")
 	for _, p := range pools {
-		fmt.Fprintf(w, "callsign_pool_overflow_total{pool=\"%s\"} %d\n", labelValue(p.Name), p.Overflows)
+		fmt.Fprintf(w, "callsign_pool_overflow_total{pool=%s} %d\n", label(p.Name), p.Overflows)
 	}
 }
 
-// labelValue escapes what the Prometheus text format escapes in a label
-// value, and nothing else: pool names are the operator's own, so unlike
-// the fixed words of other labels they may hold anything, and a Go-quoted
-// string's \t or \x01 would make the whole scrape unparsable.
+// family writes the HELP and TYPE lines that open a metric's samples.
+func family(w io.Writer, name, typ, help string) {
+	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
+}
+
+// label is a label value quoted as the Prometheus text format wants it:
+// only backslash, double quote and newline escaped. Go's %q would write
+// \t or \x01 for what an operator's pool name may hold, and one such line
+// makes the whole scrape unparsable.
+func label(v string) string {
+	return `"` + labelValue(v) + `"`
+}
+
 func labelValue(s string) string {
 	s = strings.ToValidUTF8(s, "\uFFFD")
 	if !strings.ContainsAny(s, "\\\"\n") {
@@ -298,12 +282,10 @@ func writeRuntime(w io.Writer) {
 		}
 		return s[i].Value.Uint64()
 	}
-	fmt.Fprintln(w, "# HELP callsign_go_goroutines Goroutines of the edge.")
-	fmt.Fprintln(w, "# TYPE callsign_go_goroutines gauge")
+	family(w, "callsign_go_goroutines", "gauge", "Goroutines of the edge.")
 	fmt.Fprintf(w, "callsign_go_goroutines %d\n", val(0))
 	// objects + unused is what runtime.MemStats calls HeapInuse.
-	fmt.Fprintln(w, "# HELP callsign_go_heap_inuse_bytes Bytes of the edge's heap in spans in use.")
-	fmt.Fprintln(w, "# TYPE callsign_go_heap_inuse_bytes gauge")
+	family(w, "callsign_go_heap_inuse_bytes", "gauge", "Bytes of the edge's heap in spans in use.")
 	fmt.Fprintf(w, "callsign_go_heap_inuse_bytes %d\n", val(1)+val(2))
 }
 
